@@ -1,0 +1,41 @@
+"""The typer application and the error handling shared by every command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="edge",
+    help="From a folder of photos to a verified on-device image classifier (TFLite, Core ML, ONNX).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def main() -> None:
+    """Console entry point: user errors end in one sentence and exit 2, Ctrl-C in exit 130."""
+    from edge.cli import commands  # noqa: F401  (registers the commands)
+    from edge.console import err_console
+    from edge.errors import EdgeError
+
+    try:
+        app(standalone_mode=False)
+    except EdgeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]Interrupted.[/]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[yellow]Aborted.[/]")
+        sys.exit(130)
+    except Exception as exc:  # usage errors from typer's click layer (bad option, missing argument)
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,57 @@
+"""tf.data input pipelines: parallel decode + resize (the shared PIL loader), caching, prefetch,
+and augmentation on the training path only (applied outside the model, so exports never carry it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.data.images import load_image
+from edge.rundir import Sample
+
+
+def augmentation(seed: int):
+    """Random flip, rotation (about +-11 degrees), zoom, contrast and brightness on 0..255 images."""
+    from edge.keras_setup import keras
+
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.03, fill_mode="reflect", seed=seed + 1),
+            layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
+            layers.RandomContrast(0.1, seed=seed + 3),
+            layers.RandomBrightness(0.1, value_range=(0.0, 255.0), seed=seed + 4),
+        ],
+        name="augmentation",
+    )
+
+
+def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, *, shuffle: bool = False,
+                  augment: bool = False, seed: int = 0, cache: bool = True):
+    """Batched ``(float32 images 0..255, int labels)`` for ``samples``."""
+    from edge.keras_setup import tf
+
+    height, width = size
+    paths = np.array([s.path for s in samples], dtype=object).astype(str)
+    labels = np.array([s.label for s in samples], dtype=np.int32)
+
+    def _load(path):
+        return load_image(path.decode("utf-8"), (height, width))
+
+    def _decode(path, label):
+        image = tf.numpy_function(_load, [path], tf.uint8, stateful=False)
+        image.set_shape((height, width, 3))
+        return image, label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        aug = augmentation(seed)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,299 @@
+"""Standard TFLite metadata and edge's key/values written into .tflite files, read back.
+
+The models are tiny classifiers shaped like edge's (raw-pixel float input "image", baked-in
+Rescaling, softmax output), converted to float, full-int8 with uint8 I/O and full-int8 with int8
+I/O. The MediaPipe tests run only where mediapipe is importable (it cannot share a resolution
+with tensorflow-model-optimization, so it is not a test dependency).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from edge.contract import KEY_SOURCE_RUN, artifact_metadata, spec_from_metadata
+from edge.errors import EdgeError
+from edge.export import tflite_metadata_schema as schema
+from edge.export.tflite_metadata import (
+    LABELS_FILE,
+    STANDARD_METADATA_NAME,
+    add_metadata,
+    read_metadata,
+    read_standard_metadata,
+)
+from edge.spec import ModelSpec, Normalization
+
+SIZE = 16
+LABELS = ["cat", "dog", "bird"]
+KINDS = ["float", "uint8", "int8"]
+
+
+@pytest.fixture(scope="module")
+def spec() -> ModelSpec:
+    return ModelSpec(
+        name="pets",
+        backbone="tiny",
+        labels=list(LABELS),
+        input_size=(SIZE, SIZE),
+        normalization=Normalization(mean=(120.0, 115.0, 100.0), std=(60.0, 61.0, 62.0)),
+        model_version="3",
+    )
+
+
+@pytest.fixture(scope="module")
+def converted(spec) -> dict[str, bytes]:
+    """Converter output (no metadata yet) per input kind."""
+    from edge.keras_setup import keras, tf
+
+    keras.utils.set_random_seed(0)
+    norm = spec.normalization
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    rescale = keras.layers.Rescaling(list(norm.scale), offset=list(norm.offset), name="preprocess")
+    x = rescale(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    x = keras.layers.Dense(len(LABELS), name="logits")(x)
+    outputs = keras.layers.Activation("softmax", name="probabilities")(x)
+    model = keras.Model(inputs, outputs)
+
+    def representative():
+        rng = np.random.default_rng(0)
+        for _ in range(4):  # pixels spanning 0..255, so the input quantization is scale 1
+            yield [rng.integers(0, 256, (1, SIZE, SIZE, 3)).astype(np.float32)]
+
+    models = {"float": tf.lite.TFLiteConverter.from_keras_model(model).convert()}
+    for kind in ("uint8", "int8"):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = getattr(tf, kind)
+        converter.inference_output_type = getattr(tf, kind)
+        models[kind] = converter.convert()
+    return models
+
+
+@pytest.fixture(scope="module")
+def with_metadata(converted, spec) -> dict[str, bytes]:
+    return {
+        kind: add_metadata(model, spec, artifact_metadata(spec), source_run="runs/pets-1")
+        for kind, model in converted.items()
+    }
+
+
+def _image() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (1, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def _run_litert(model: bytes, pixels: np.ndarray) -> np.ndarray:
+    """Probabilities for raw uint8 pixels, feeding them as the stored value (no scaling)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    values = pixels.astype(np.int16) - (128 if inp["dtype"] == np.int8 else 0)
+    interpreter.set_tensor(inp["index"], values.astype(inp["dtype"]))
+    interpreter.invoke()
+    raw = interpreter.get_tensor(out["index"]).astype(np.float32)
+    scale, zero_point = out["quantization"]
+    return (raw - zero_point) * scale if scale else raw
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_edge_metadata_round_trips_to_the_spec(with_metadata, spec, kind):
+    values = read_metadata(with_metadata[kind])
+    assert values == {**artifact_metadata(spec), KEY_SOURCE_RUN: "runs/pets-1"}
+    rebuilt = spec_from_metadata(values)
+    assert rebuilt.labels == LABELS
+    assert rebuilt.normalization == spec.normalization
+    assert rebuilt.input_size == (SIZE, SIZE)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_standard_metadata_declares_raw_pixel_input_and_labels(with_metadata, kind):
+    meta = read_standard_metadata(with_metadata[kind])
+    assert (meta["name"], meta["version"], meta["min_parser_version"]) == ("pets", "3", "1.0.0")
+    assert meta["author"].startswith("edge")
+    assert meta["labels"] == LABELS
+    assert meta["labels_file"] == LABELS_FILE
+    assert meta["associated_files"] == [LABELS_FILE]
+    # Normalization is in the graph: the consumer must feed pixels unchanged.
+    assert meta["normalization"] == {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    assert meta["image"] == {"color_space": "RGB", "width": SIZE, "height": SIZE}
+    assert meta["input"]["content"] == "image"
+    assert "mean [120.0, 115.0, 100.0]" in meta["input"]["description"]
+    expected_input = {"int8": ([-128.0], [127.0])}.get(kind, ([0.0], [255.0]))
+    assert (meta["input"]["stats"]["min"], meta["input"]["stats"]["max"]) == expected_input
+    expected_output = {
+        "float": ([0.0], [1.0]),  # probabilities
+        "uint8": ([0.0], [255.0]),  # quantized with scale 1/256: 1.0 saturates at 255
+        "int8": ([-128.0], [127.0]),
+    }
+    assert (meta["output"]["stats"]["min"], meta["output"]["stats"]["max"]) == expected_output[kind]
+    assert meta["output"]["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
+
+
+def test_labels_are_packed_as_an_uncompressed_zip_after_the_flatbuffer(with_metadata):
+    data = with_metadata["float"]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        (info,) = archive.infolist()
+        assert info.filename == LABELS_FILE
+        assert info.compress_type == zipfile.ZIP_STORED
+        assert archive.read(LABELS_FILE).decode() == "cat\ndog\nbird\n"
+        assert info.header_offset > len(data) // 2  # offsets count from the start of the file
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_model_computes_the_same_after_adding_metadata(converted, with_metadata, kind):
+    before = _run_litert(converted[kind], _image())
+    after = _run_litert(with_metadata[kind], _image())
+    np.testing.assert_array_equal(before, after)
+    assert len(np.unique(np.round(after, 2))) > 1  # a model that tells classes apart
+
+
+def test_adding_again_replaces_metadata_and_is_deterministic(with_metadata, spec):
+    first = with_metadata["uint8"]
+    renamed = ModelSpec.from_dict({**spec.to_dict(), "labels": ["a", "b", "c"]})
+    again = add_metadata(first, renamed, artifact_metadata(renamed, "runs/other"))
+    assert read_standard_metadata(again)["labels"] == ["a", "b", "c"]
+    assert spec_from_metadata(read_metadata(again)).labels == ["a", "b", "c"]
+    assert read_metadata(again)[KEY_SOURCE_RUN] == "runs/other"
+    back = add_metadata(again, spec, artifact_metadata(spec), source_run="runs/pets-1")
+    assert back == first  # same model, same spec -> same bytes: nothing piles up
+
+    from ai_edge_litert import schema_py_generated as tfl
+
+    model = tfl.Model.GetRootAs(back, 0)
+    names = [model.Metadata(i).Name().decode() for i in range(model.MetadataLength())]
+    assert len(names) == len(set(names))
+    assert STANDARD_METADATA_NAME in names and "min_runtime_version" in names
+
+
+def test_reads_from_a_path(with_metadata, tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(with_metadata["float"])
+    assert read_standard_metadata(path)["labels"] == LABELS
+    assert spec_from_metadata(read_metadata(str(path))).name == "pets"
+
+
+def test_unreadable_inputs_give_edge_errors(converted, tmp_path):
+    with pytest.raises(EdgeError, match="not a TFLite model"):
+        read_metadata(b"PK\x03\x04 certainly not a flatbuffer")
+    with pytest.raises(EdgeError, match="No TFLite model found"):
+        read_metadata(tmp_path / "missing.tflite")
+    with pytest.raises(EdgeError, match="carries no edge metadata"):
+        read_metadata(converted["float"])
+    with pytest.raises(EdgeError, match="no standard TFLite metadata"):
+        read_standard_metadata(converted["float"])
+    with pytest.raises(EdgeError):
+        read_metadata(converted["float"][:64])  # truncated
+
+
+def test_model_that_does_not_match_the_spec_is_refused(converted, spec):
+    four = ModelSpec.from_dict({**spec.to_dict(), "labels": LABELS + ["fish"]})
+    with pytest.raises(EdgeError, match="outputs 3 scores but the spec has 4 labels"):
+        add_metadata(converted["float"], four, artifact_metadata(four))
+    bigger = ModelSpec.from_dict({**spec.to_dict(), "input_size": [32, 32]})
+    with pytest.raises(EdgeError, match="does not match the spec's 32x32"):
+        add_metadata(converted["float"], bigger, artifact_metadata(bigger))
+    bad_label = ModelSpec.from_dict({**spec.to_dict(), "labels": ["cat", "dog\nbird", "x"]})
+    with pytest.raises(EdgeError, match="cannot be written"):
+        add_metadata(converted["float"], bad_label, artifact_metadata(bad_label))
+
+
+def test_quantized_input_that_is_not_raw_pixels_is_refused(converted, spec):
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(converted["uint8"]))
+    graph = model.subgraphs[0]
+    graph.tensors[graph.inputs[0]].quantization.scale = np.array([0.5], np.float32)
+    rescaled = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    with pytest.raises(EdgeError, match="scale 0.5 .* does not take raw 0..255 pixels"):
+        add_metadata(rescaled, spec, artifact_metadata(spec))
+
+
+def test_schema_round_trip_without_a_model():
+    info = schema.ModelInfo(
+        name="m",
+        description="d",
+        version="7",
+        author="a",
+        inputs=[
+            schema.TensorInfo(
+                "in", image_size=(5, 4), normalization=([1.0], [2.0]), stats=([0.0], [9.0])
+            )
+        ],
+        outputs=[
+            schema.TensorInfo(
+                "out", files=[schema.FileInfo("l.txt", "labels", schema.TENSOR_AXIS_LABELS)]
+            )
+        ],
+    )
+    buf = schema.build(info)
+    assert buf[4:8] == schema.FILE_IDENTIFIER
+    parsed = schema.parse(buf)
+    (graph,) = parsed["subgraphs"]
+    (image,), (output,) = graph["inputs"], graph["outputs"]
+    assert (parsed["name"], parsed["version"], parsed["min_parser_version"]) == ("m", "7", "1.0.0")
+    assert image["default_size"] == {"width": 5, "height": 4} and image["color_space"] == "RGB"
+    assert image["normalization"] == {"mean": [1.0], "std": [2.0]}
+    assert image["stats"] == {"min": [0.0], "max": [9.0]}
+    assert output["content"] == "feature" and output["normalization"] is None
+    assert output["associated_files"] == [
+        {"name": "l.txt", "description": "labels", "type": "TENSOR_AXIS_LABELS"}
+    ]
+
+
+# ----------------------------------------------------------------------- real metadata consumers
+
+
+def test_mediapipe_generated_schema_parses_the_metadata(with_metadata):
+    generated = pytest.importorskip("mediapipe.tasks.metadata.metadata_schema_py_generated")
+    from ai_edge_litert import schema_py_generated as tfl
+
+    data = with_metadata["uint8"]
+    model = tfl.Model.GetRootAs(data, 0)
+    entry = next(
+        model.Metadata(i)
+        for i in range(model.MetadataLength())
+        if model.Metadata(i).Name() == STANDARD_METADATA_NAME.encode()
+    )
+    buf = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    assert generated.ModelMetadata.ModelMetadataBufferHasIdentifier(buf, 0)
+    meta = generated.ModelMetadataT.InitFromObj(generated.ModelMetadata.GetRootAs(buf, 0))
+    image = meta.subgraphMetadata[0].inputTensorMetadata[0]
+    output = meta.subgraphMetadata[0].outputTensorMetadata[0]
+    assert image.content.contentPropertiesType == generated.ContentProperties.ImageProperties
+    assert image.content.contentProperties.colorSpace == generated.ColorSpaceType.RGB
+    assert image.processUnits[0].optionsType == generated.ProcessUnitOptions.NormalizationOptions
+    assert list(image.processUnits[0].options.mean) == [0.0, 0.0, 0.0]
+    assert output.associatedFiles[0].name == LABELS_FILE.encode()
+    assert output.associatedFiles[0].type == generated.AssociatedFileType.TENSOR_AXIS_LABELS
+
+
+@pytest.mark.parametrize("kind", ["float", "uint8"])  # MediaPipe's classifier takes no int8 input
+def test_mediapipe_image_classifier_feeds_raw_pixels_and_returns_labels(
+    with_metadata, tmp_path, kind
+):
+    mp = pytest.importorskip("mediapipe")
+    vision = pytest.importorskip("mediapipe.tasks.python.vision")
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    path = tmp_path / f"{kind}.tflite"
+    path.write_bytes(with_metadata[kind])
+    options = vision.ImageClassifierOptions(
+        base_options=BaseOptions(model_asset_path=str(path)), max_results=3
+    )
+    pixels = _image()
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels[0]))
+    categories = result.classifications[0].categories
+    assert sorted(c.category_name for c in categories) == sorted(LABELS)
+    expected = _run_litert(with_metadata[kind], pixels)[0]
+    for category in categories:
+        assert category.category_name == LABELS[category.index]
+        assert category.score == pytest.approx(float(expected[category.index]), abs=1e-5)

@@ -1,0 +1,28 @@
+"""A Keras callback that drives rich progress bars (epochs and batches) instead of Keras' own output."""
+
+from __future__ import annotations
+
+from edge.keras_setup import keras
+
+
+class RichProgress(keras.callbacks.Callback):
+    def __init__(self, progress, description: str, epochs: int, initial_epoch: int = 0, steps: int | None = None):
+        super().__init__()
+        self.progress = progress
+        self.epoch_task = progress.add_task(description, total=epochs, completed=initial_epoch, info="")
+        self.batch_task = progress.add_task("  batches", total=steps, info="", visible=steps is not None)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.progress.reset(self.batch_task)
+
+    def on_train_batch_end(self, batch, logs=None):
+        info = f"loss {logs.get('loss', float('nan')):.3f}" if logs else ""
+        self.progress.update(self.batch_task, advance=1, info=info)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"{k} {logs[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
+        self.progress.update(self.epoch_task, completed=epoch + 1, info="  ".join(parts))
+
+    def on_train_end(self, logs=None):
+        self.progress.update(self.batch_task, visible=False)

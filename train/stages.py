@@ -1,0 +1,192 @@
+"""The training stages: bottleneck caching + head training, fine-tuning, and from-scratch training.
+
+Stage 1 (pretrained weights) runs the frozen backbone once per training image, caches the pooled
+features on disk, and trains the softmax head on the cache: the classic retraining trick and the
+fast path on a CPU. Stage 2 unfreezes the top of the backbone (BatchNormalization stays in
+inference mode) and trains on augmented images at a low learning rate. With ``weights=none`` there
+is nothing pretrained to freeze, so one stage trains the whole network.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.data.pipeline import image_dataset
+from edge.fileio import atomic_path
+from edge.keras_setup import keras, tf
+from edge.rundir import Sample
+from edge.train.checkpoint import StageCheckpoint
+from edge.train.config import TrainConfig
+from edge.train.model import feature_extractor, head_model, set_trainable
+from edge.train.progress import RichProgress
+
+
+@dataclass
+class StageResult:
+    name: str
+    history: dict
+    seconds: float
+    best_epoch: int
+    resumed_from: int = 0
+
+
+def one_hot(num_classes: int, smoothing_ready: bool = True):
+    return lambda x, y: (x, tf.one_hot(y, num_classes))
+
+
+def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
+    """``auto``: balanced weights when the largest class has over 1.5x the images of the smallest."""
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    if mode == "none" or counts.min() == 0:
+        return None
+    if mode == "auto" and counts.max() <= 1.5 * counts.min():
+        return None
+    weights = counts.sum() / (num_classes * counts)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+class Validate(keras.callbacks.Callback):
+    """Validation at the end of every epoch, written into the logs as val_loss / val_accuracy.
+
+    From-scratch training first refreshes the BatchNormalization moving statistics with a
+    cumulative average over a few clean training batches ("precise BN"): with Keras' default
+    momentum the moving statistics of a short run lag far behind the weights, and the model
+    collapses to predicting one class at inference.
+    """
+
+    def __init__(self, model, val_ds, refresh_ds=None):
+        super().__init__()
+        self.target = model
+        self.val_ds = val_ds
+        self.refresh_ds = refresh_ds
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.refresh_ds is not None:
+            refresh_batch_norm(self.target, self.refresh_ds)
+        losses, hits, count = 0.0, 0, 0
+        for x, y in self.val_ds:
+            probs = self.target(x, training=False)
+            losses += float(tf.reduce_sum(keras.losses.categorical_crossentropy(y, probs)))
+            hits += int(tf.reduce_sum(tf.cast(tf.argmax(probs, 1) == tf.argmax(y, 1), tf.int32)))
+            count += int(x.shape[0])
+        if logs is not None and count:
+            logs["val_loss"] = losses / count
+            logs["val_accuracy"] = hits / count
+
+
+def refresh_batch_norm(model, dataset) -> None:
+    """Set every BatchNormalization's moving mean/variance to their average over ``dataset``."""
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    saved = [bn.momentum for bn in bns]
+    try:
+        for k, (x, _) in enumerate(dataset):
+            for bn in bns:
+                bn.momentum = k / (k + 1.0)  # cumulative average: batch k gets weight 1/(k+1)
+            model(x, training=True)
+    finally:
+        for bn, momentum in zip(bns, saved):
+            bn.momentum = momentum
+
+
+def _compile(model, lr: float, config: TrainConfig):
+    optimizer = keras.optimizers.Adam(lr)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    return optimizer
+
+
+def cache_bottlenecks(model, samples: list[Sample], size, batch_size: int, path: Path, progress, what: str):
+    """Pooled backbone features of ``samples`` (computed once, stored in ``path``)."""
+    labels = np.array([s.label for s in samples], np.int64)
+    if path.is_file():
+        with np.load(path) as cached:
+            if cached["labels"].shape == labels.shape and np.array_equal(cached["labels"], labels):
+                return cached["features"], labels
+    extractor = feature_extractor(model)
+    ds = image_dataset(samples, size, batch_size, cache=False)
+    task = progress.add_task(f"Caching {what} bottlenecks", total=len(samples), info="")
+    chunks = []
+    for images, _ in ds:
+        chunks.append(extractor(images, training=False).numpy().astype(np.float32))
+        progress.advance(task, len(chunks[-1]))
+    features = np.concatenate(chunks)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, features=features, labels=labels)
+    return features, labels
+
+
+def _run_stage(name: str, fit_model, weights_model, optimizer, train_ds, val_ds, epochs: int, directory: Path,
+               config: TrainConfig, progress, weights, log_dir: Path, steps: int | None,
+               refresh_ds=None) -> StageResult:
+    ckpt = StageCheckpoint(directory, weights_model, optimizer, patience=config.patience)
+    start = time.perf_counter()
+    if ckpt.done:
+        state = ckpt.finish()
+        return StageResult(name, state["history"], 0.0, state["best_epoch"], resumed_from=state["epoch"] + 1)
+    initial_epoch = ckpt.restore()
+    if initial_epoch < epochs and not (config.patience and ckpt.state["wait"] >= config.patience):
+        fit_model.fit(
+            train_ds,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            class_weight=weights,
+            verbose=0,
+            callbacks=[
+                Validate(fit_model, val_ds, refresh_ds),
+                ckpt,
+                RichProgress(progress, name, epochs, initial_epoch, steps),
+                keras.callbacks.TensorBoard(str(log_dir / name), write_graph=False, profile_batch=0),
+            ],
+        )
+    state = ckpt.finish()
+    return StageResult(name, state["history"], time.perf_counter() - start, state["best_epoch"], initial_epoch)
+
+
+def train_head(model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir: Path, progress, strategy):
+    """Stage 1: cache bottlenecks of train/val once, train the head on the cache."""
+    n = model.output.shape[-1]
+    t0 = time.perf_counter()
+    x_train, y_train = cache_bottlenecks(model, splits["train"], size, config.batch_size, ckpt_dir / "bottlenecks_train.npz", progress, "train")
+    x_val, y_val = cache_bottlenecks(model, splits["val"], size, config.batch_size, ckpt_dir / "bottlenecks_val.npz", progress, "val")
+    cache_seconds = time.perf_counter() - t0
+    with strategy.scope():
+        head = head_model(model)
+        optimizer = _compile(head, config.learning_rate, config)
+    train_ds = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=config.seed)
+                .batch(config.batch_size).map(one_hot(n)).prefetch(2))
+    val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(256).map(one_hot(n))
+    weights = class_weights(y_train, n, config.class_weights)
+    result = _run_stage("head", head, model, optimizer, train_ds, val_ds, config.epochs, ckpt_dir / "head", config,
+                        progress, weights, log_dir, None)
+    result.seconds += cache_seconds
+    return result, cache_seconds
+
+
+def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir: Path, progress,
+                 strategy, epochs: int, lr: float) -> StageResult:
+    """Fine-tuning (or from-scratch training) of ``model`` on (augmented) images."""
+    n = model.output.shape[-1]
+    with strategy.scope():
+        set_trainable(model, config.backbone, "fine_tune" if name == "fine_tune" else "all",
+                      start_layer=config.fine_tune_from)
+        optimizer = _compile(model, lr, config)
+    train_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, augment=config.augment,
+                             seed=config.seed).map(one_hot(n))
+    val_ds = image_dataset(splits["val"], size, max(config.batch_size, 64)).map(one_hot(n))
+    labels = np.array([s.label for s in splits["train"]])
+    weights = class_weights(labels, n, config.class_weights)
+    steps = -(-len(splits["train"]) // config.batch_size)
+    refresh_ds = None
+    if name == "scratch":
+        refresh_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, seed=config.seed)
+        refresh_ds = refresh_ds.take(max(1, 512 // config.batch_size))
+    return _run_stage(name, model, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / name, config, progress,
+                      weights, log_dir, steps, refresh_ds)

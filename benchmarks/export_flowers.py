@@ -1,6 +1,6 @@
 """Export benchmark: every format x quantization of a flowers-mini MobileNetV2, verified.
 
-Trains (once, cached in benchmarks/results/runs/) a MobileNetV2 (ImageNet weights from the
+Trains (once, cached in benchmarks/out/runs/) a MobileNetV2 (ImageNet weights from the
 offline copy in ../shared/keras_home) on ../shared/data/flowers-mini, then runs ``edge.export``
 for TFLite (fp32, fp16, dynamic, int8), ONNX (fp32, fp16, int8) and Core ML (fp16, fp32, int8)
 with ``--int8-auto``, and writes a table of size, held-out accuracy, drop vs Keras, agreement
@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FLOWERS = SHARED / "data" / "flowers-mini"
 WEIGHTS = SHARED / "keras_home" / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "results"  # the tables (committed)
+WORK = ROOT / "benchmarks" / "out"  # the trained run and the artifacts (git-ignored)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge.export import export
     from edge.train import train
 
-    run_dir = RESULTS / "runs" / f"flowers_mobilenet_v2_{args.image_size}"
+    run_dir = WORK / "runs" / f"flowers_mobilenet_v2_{args.image_size}"
     if args.retrain or not (run_dir / "spec.json").is_file():
         start = time.perf_counter()
         # A 50/10/40 split keeps 200 held-out images, so one image is 0.5 accuracy points.
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
               epochs=args.epochs, fine_tune_epochs=0, split=(0.5, 0.1, 0.4), seed=0, force=True)
         print(f"trained {run_dir} in {time.perf_counter() - start:.0f} s")
 
-    out = RESULTS / "export_flowers_artifacts"
+    out = WORK / "export_flowers"
     start = time.perf_counter()
     report = export(run_dir, formats=[f for f in args.formats.split(",") if f],
                     quantize=["fp32", "fp16", "dynamic", "int8"], out=out, force=True, int8_auto=True)

@@ -39,8 +39,10 @@ def remedies(ctx, fmt):
 
     opts = ctx.options
     count = opts.calibration_count * MORE_CALIBRATION_FACTOR
-    yield f"calibration x{MORE_CALIBRATION_FACTOR} ({count} images)", lambda: export_one(
-        ctx, fmt, "int8", calibration_count=count, finalize=False)
+    available = len(ctx.calibration(count))  # capped by the training split
+    if available > len(ctx.calibration(opts.calibration_count)):
+        yield f"calibration x{MORE_CALIBRATION_FACTOR} ({available} images)", lambda: export_one(
+            ctx, fmt, "int8", calibration_count=count, finalize=False)
     if fmt.name == "onnx" and not opts.per_channel:
         yield "per-channel weights", lambda: export_one(
             ctx, fmt, "int8", options=dc_replace(opts, per_channel=True), calibration_count=count, finalize=False)

@@ -226,7 +226,10 @@ def export(
         names = ", ".join(p.name for p in existing[:4])
         raise EdgeError(f"{names} already exist{'s' if len(existing) == 1 else ''} in {out_dir}; pass --force to overwrite.")
 
-    samples, held_out_label = held_out_samples(src, data)
+    if verify or data is not None or src.run is not None:
+        samples, held_out_label = held_out_samples(src, data)
+    else:  # --no-verify on a bare .keras: nothing to run; int8 calibration will ask for --data
+        samples, held_out_label = [], "none (--no-verify)"
     images = _load(samples, spec)
     labels = np.array([s.label for s in samples], int)
     model = load_keras(src.model_path)

@@ -21,16 +21,16 @@ MOBILENET_V2_WEIGHTS = SHARED / "keras_home" / "models" / "mobilenet_v2_weights_
 
 # The small model every export/bench test shares: trained once, from scratch, on synthetic shapes.
 TRAINED_RUN_OPTIONS = dict(backbone="mobilenet_v2", alpha=0.35, weights="none", image_size=64, epochs=12,
-                           batch_size=16, patience=6, seed=0)
+                           batch_size=16, learning_rate=3e-3, patience=6, seed=0)
 
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
-    """5 classes x 48 synthetic images (96 px JPEGs)."""
+    """5 classes x 80 synthetic images (96 px JPEGs)."""
     from edge.data.synth import synth
 
     out = tmp_path_factory.mktemp("synth") / "shapes"
-    synth(out, classes=5, per_class=48, image_size=96, seed=0)
+    synth(out, classes=5, per_class=80, image_size=96, seed=0)
     return out
 
 

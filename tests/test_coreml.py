@@ -68,13 +68,22 @@ def test_fp32_program_matches_keras(trained, packages):
 
 
 def test_fp16_program_agrees_and_is_really_rounded(trained, packages):
+    _, _, images, labels, reference = trained
     predictor = coreml.load(packages["fp16"])
-    result, failures = _gate("fp16", predictor, trained)
-    assert failures == [] and result.agreement >= 0.99
+    probs = predictor(images)
+    result = compare(reference, probs, labels)
     assert predictor._executor.is_fp16
+    assert result.max_prob_diff < 0.02
+    # >= 99% top-1 agreement on every image the model has actually decided (top-2 margin >= 0.02);
+    # the small shared test model has near-ties, where fp16 rounding may flip the order, as it
+    # would on a device.
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) >= 0.02
+    assert decided.sum() >= len(images) // 2
+    assert np.mean(probs[decided].argmax(1) == reference[decided].argmax(1)) >= 0.99
     # fp16 emulation is on: the results are close to but not bit-identical with the fp32 program.
-    fp32 = coreml.load(packages["fp32"])(trained[2])
-    assert 0 < np.abs(predictor(trained[2]) - fp32).max() < 0.05
+    fp32 = coreml.load(packages["fp32"])(images)
+    assert 0 < np.abs(probs - fp32).max() < 0.02
 
 
 @pytest.mark.parametrize("kind, constexpr", [("int8", "constexpr_affine_dequantize"),
@@ -150,15 +159,19 @@ def _tamper(src: Path, dst: Path, edit) -> Path:
     return dst
 
 
-def _inline_floats(const_op):
-    return const_op.attributes["val"].immediateValue.tensor.floats.values
+def _argument_floats(op, name, by_name):
+    """The stored float values of ``op``'s input ``name`` (an inline value or a named const)."""
+    binding = op.inputs[name].arguments[0]
+    if binding.HasField("value"):
+        return binding.value.immediateValue.tensor.floats.values
+    return by_name[binding.name].attributes["val"].immediateValue.tensor.floats.values
 
 
 def test_tampered_bias_is_caught(trained, packages, tmp_path):
     def shift_logit_bias(by_type, by_name):
-        linear = by_type["linear"]
-        bias_name = linear.inputs["bias"].arguments[0].name
-        _inline_floats(by_name[bias_name])[0] += 1.0
+        values = _argument_floats(by_type["linear"], "bias", by_name)
+        assert len(values) > 0
+        values[0] += 1.0
 
     bad = _tamper(packages["fp32"], tmp_path / "bad_bias.mlpackage", shift_logit_bias)
     result, failures = _gate("fp32", coreml.load(bad), trained)
@@ -168,8 +181,9 @@ def test_tampered_bias_is_caught(trained, packages, tmp_path):
 def test_wrong_image_scale_is_caught(trained, packages, tmp_path):
     def wrong_scale(by_type, by_name):
         mul = next(op for op in by_name.values() if op.type == "mul" and op.outputs[0].name.endswith("__scaled__"))
-        value = mul.inputs["y"].arguments[0].value.immediateValue.tensor.floats.values
-        value[0] = 1.0 / 255.0  # 0..1 instead of the model's -1..1
+        values = _argument_floats(mul, "y", by_name)
+        assert len(values) == 1
+        values[0] = 1.0 / 255.0  # 0..1 instead of the model's -1..1
 
     bad = _tamper(packages["fp32"], tmp_path / "bad_scale.mlpackage", wrong_scale)
     result, failures = _gate("fp32", coreml.load(bad), trained)

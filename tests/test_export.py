@@ -40,7 +40,7 @@ def _coreml_available() -> bool:
 def exported(trained_run, synth_data, tmp_path_factory):
     """The API run over every TFLite and ONNX kind (calibration kept small for speed).
 
-    Verified on all 240 synthetic images (``--data``) rather than the run's 25 held-out ones, where
+    Verified on all the synthetic images (``--data``) rather than the run's 25 held-out ones, where
     one image is 4 points; the tiny from-scratch model gets a 3-point int8 budget.
     """
     from edge.export import export
@@ -234,7 +234,8 @@ def test_cli_exports_with_data_dir(trained_run, synth_data, tmp_path):
                       "--out", str(out), "--max-drop", "0.5")
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((out / "export_report.json").read_text())
-    assert data["held_out"] == str(synth_data) and data["held_out_count"] == 240
+    images = [p for p in synth_data.rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    assert data["held_out"] == str(synth_data) and data["held_out_count"] == len(images)
     assert data["entries"][0]["status"] == "passed"
 
 
@@ -299,3 +300,19 @@ def _run_cli(monkeypatch, *args) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def test_int8_auto_tries_remedies_and_reports_them(trained_run, synth_data, tmp_path):
+    """An unreachable budget: every applicable remedy is tried, recorded, and the artifact still fails."""
+    from edge.export import export
+
+    out = tmp_path / "auto"
+    report = export(trained_run, formats=["onnx"], quantize=["int8"], out=out, data=synth_data, max_drop=-100.0,
+                    int8_auto=True, per_channel=False, calibration_count=8)
+    entry = report.entries[0]
+    assert entry.status == "failed" and "--int8-auto tried 2 remedies" in entry.reason
+    assert [a["remedy"] for a in entry.attempts] == ["post-training int8", "calibration x4 (32 images)",
+                                                      "per-channel weights"]
+    assert all(a["size_bytes"] > 0 and a["accuracy"] is not None for a in entry.attempts)
+    assert not (out / f"{report.model_name}_int8.onnx").exists()
+    assert not report.ok

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_trained_model_beats_chance_and_predicts_several_classes(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert metrics["test"]["accuracy"] >= 0.5, metrics["test"]["accuracy"]  # chance is 0.2
+    assert metrics["test"]["accuracy"] >= 0.7, metrics["test"]["accuracy"]  # chance is 0.2
     cm = np.array(metrics["test"]["confusion_matrix"])
     assert (cm.sum(axis=0) > 0).sum() >= 3  # predictions spread over several classes
 
@@ -40,7 +40,7 @@ def test_spec_is_the_single_source_of_truth(trained_run):
     assert spec.backbone == "mobilenet_v2" and spec.alpha == 0.35
     assert spec.normalization.mean == (127.5,) * 3 and spec.normalization.std == (127.5,) * 3
     assert spec.resize == "stretch-bilinear"
-    assert spec.seed == 0 and spec.split["counts"] == {"train": 190, "val": 25, "test": 25}
+    assert spec.seed == 0 and spec.split["counts"] == {"train": 320, "val": 40, "test": 40}
     assert {"tensorflow", "tf-keras", "edge"} <= set(spec.versions)
     assert spec.training["epochs"] == 12
 
@@ -51,7 +51,7 @@ def test_split_files_are_stratified_and_disjoint(trained_run):
     paths = [set(s.path for s in samples) for samples in splits.values()]
     assert not (paths[0] & paths[1]) and not (paths[0] & paths[2]) and not (paths[1] & paths[2])
     for name in ("val", "test"):
-        assert sorted(np.bincount([s.label for s in splits[name]])) == [5, 5, 5, 5, 5]
+        assert sorted(np.bincount([s.label for s in splits[name]])) == [8, 8, 8, 8, 8]
     with (trained_run / "split" / "test.csv").open() as fh:
         assert next(csv.reader(fh)) == ["path", "label"]
 

@@ -269,7 +269,8 @@ def _print_scan(scanned: ScannedData) -> None:
 
     counts = scanned.counts()
     columns = next(iter(counts.values())).keys()
-    table = Table(title=f"Dataset {scanned.root} ({scanned.layout})", title_justify="left")
+    console.print(f"[bold]Dataset[/] {scanned.root} ({scanned.layout} layout, {len(scanned.samples)} images)")
+    table = Table()
     table.add_column("class")
     for c in columns:
         table.add_column("images" if c == "all" else c, justify="right")
@@ -288,7 +289,8 @@ def _print_summary(result: TrainResult, scanned: ScannedData) -> None:
     from rich.table import Table
 
     m = result.metrics
-    table = Table(title="Training summary", title_justify="left", show_header=False)
+    console.print("[bold]Training summary[/]")
+    table = Table(show_header=False)
     table.add_row("run directory", str(result.run_dir))
     table.add_row("backbone", f"{result.spec.backbone} ({result.spec.weights}), {result.spec.input_size[0]}x{result.spec.input_size[1]}")
     table.add_row("images", ", ".join(f"{k} {v}" for k, v in result.spec.split["counts"].items()))

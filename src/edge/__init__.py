@@ -14,10 +14,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from edge.bench import bench  # noqa: E402
 from edge.data.scan import scan  # noqa: E402
 from edge.data.synth import synth  # noqa: E402
 from edge.errors import EdgeError  # noqa: E402
 from edge.spec import ModelSpec  # noqa: E402
 from edge.train import TrainConfig, TrainResult, train  # noqa: E402
 
-__all__ = ["__version__", "EdgeError", "ModelSpec", "TrainConfig", "TrainResult", "scan", "synth", "train"]
+from edge.export import export  # noqa: E402
+
+__all__ = ["__version__", "EdgeError", "ModelSpec", "TrainConfig", "TrainResult", "bench", "export", "scan", "synth",
+           "train"]

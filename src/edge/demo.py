@@ -1,7 +1,8 @@
 """``edge demo``: the whole pipeline on an embedded default, nothing downloaded.
 
 Draws a synthetic 5-class dataset, trains a small MobileNetV2 from scratch (``weights=none``),
-then exports and benchmarks it, and prints where everything is.
+exports it to TFLite (full int8), ONNX (int8) and Core ML (fp16), each verified against the Keras
+model, benchmarks the exports, and prints where everything is.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 from edge.console import console
 
 DEMO_CLASSES = 5
-DEMO_PER_CLASS = 60
+DEMO_PER_CLASS = 80
 DEMO_IMAGE_SIZE = 64
-DEMO_TRAIN = dict(backbone="mobilenet_v2", alpha=0.35, weights="none", image_size=DEMO_IMAGE_SIZE, epochs=15,
-                  batch_size=16, patience=6, seed=0)
+DEMO_EXPORT = dict(formats=("tflite", "onnx", "coreml"), quantize=("int8", "fp16"))
+DEMO_TRAIN = dict(backbone="mobilenet_v2", alpha=0.35, weights="none", image_size=DEMO_IMAGE_SIZE, epochs=12,
+                  batch_size=16, learning_rate=3e-3, patience=6, seed=0)
 
 
 @dataclass
@@ -24,16 +26,25 @@ class DemoResult:
     out_dir: Path
     data_dir: Path
     run_dir: Path
+    export_dir: Path
     steps: dict[str, float] = field(default_factory=dict)  # step -> seconds
     train_metrics: dict = field(default_factory=dict)
+    export_ok: bool = False
+    bench_ok: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.export_ok and self.bench_ok
 
 
 def demo(out_dir: str | Path = "edge-demo", force: bool = False) -> DemoResult:
+    from edge.bench import bench
     from edge.data.synth import synth
+    from edge.export import export
     from edge.train import train
 
     out = Path(out_dir)
-    data_dir, run_dir = out / "data", out / "runs" / "shapes"
+    data_dir, run_dir, export_dir = out / "data", out / "runs" / "shapes", out / "exports"
     steps: dict[str, float] = {}
     console.rule("[bold]edge demo[/]: synthetic shapes -> trained classifier")
     t = time.perf_counter()
@@ -43,7 +54,23 @@ def demo(out_dir: str | Path = "edge-demo", force: bool = False) -> DemoResult:
     t = time.perf_counter()
     result = train(data_dir, run_dir=run_dir, force=force, **DEMO_TRAIN)
     steps["train"] = time.perf_counter() - t
-    demo_result = DemoResult(out, data_dir, run_dir, steps, result.metrics)
+    demo_result = DemoResult(out, data_dir, run_dir, export_dir, steps, result.metrics)
+
+    console.rule("[bold]export[/]: quantize, convert, verify each artifact against the Keras model")
+    t = time.perf_counter()
+    exported = export(run_dir, out=export_dir, force=True, **DEMO_EXPORT)
+    steps["export + verify"] = time.perf_counter() - t
+    demo_result.export_ok = exported.ok
+
+    console.rule("[bold]bench[/]: accuracy kept and CPU latency of every artifact")
+    t = time.perf_counter()
+    benched = bench([export_dir], run=run_dir, threads="1", runs=50, time_budget=3.0)
+    from edge.bench import report
+
+    report.print_summary(benched, console)
+    report.write_all(benched, export_dir)
+    steps["bench"] = time.perf_counter() - t
+    demo_result.bench_ok = benched.ok
     _summary(demo_result)
     return demo_result
 
@@ -62,3 +89,6 @@ def _summary(result: DemoResult) -> None:
                   f"(chance: {1 / DEMO_CLASSES:.0%}).")
     console.print(f"Dataset:       {result.data_dir}")
     console.print(f"Run directory: {result.run_dir}  (model.keras, spec.json, metrics.json, confusion_matrix.png, training_curves.png)")
+    console.print(f"Exports:       {result.export_dir}  (export_report.json, bench.json, bench.md, bench.png)")
+    verdict = "[green]all exports verified and within budget[/]" if result.ok else "[red]some exports failed: see above[/]"
+    console.print(f"Result:        {verdict}")

@@ -15,6 +15,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from edge import __version__
+
+        typer.echo(f"edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """From a folder of photos to a verified on-device image classifier (TFLite, Core ML, ONNX)."""
+
+
 def main() -> None:
     """Console entry point: user errors end in one sentence and exit 2, Ctrl-C in exit 130."""
     from edge.cli import commands  # noqa: F401  (registers the commands)
@@ -22,7 +37,9 @@ def main() -> None:
     from edge.errors import EdgeError
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit instead of raising it
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except EdgeError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

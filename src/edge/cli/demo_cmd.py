@@ -17,4 +17,6 @@ def demo(
     """Run the whole pipeline on a generated synthetic dataset (nothing is downloaded)."""
     from edge.demo import demo as demo_api
 
-    demo_api(out, force=force)
+    result = demo_api(out, force=force)
+    if not result.ok:
+        raise typer.Exit(1)

@@ -62,6 +62,7 @@ def export(
     qat_epochs: int = typer.Option(2, "--qat-epochs", help="Epochs of quantization-aware fine-tuning."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Run every artifact against the Keras model (the gate)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for the runtimes during verification."),
+    ios_demo: Optional[Path] = typer.Option(None, "--ios-demo", help="Also install the verified Core ML classifier (fp16 preferred) into this iOS demo app folder, e.g. ios_demo/."),
 ) -> None:
     """Convert a trained model to TFLite / ONNX / Core ML and verify each artifact against it."""
     from edge.console import console
@@ -83,8 +84,16 @@ def export(
     for entry in report.entries:
         if not entry.ok:
             console.print(f"[red]{entry.format} {entry.quantize} {entry.status}:[/] {entry.reason}", highlight=False)
+    if ios_demo is not None:
+        from edge.cli.ios_cmd import print_install_summary
+        from edge.ios_demo import install_from_artifacts
+
+        installed = install_from_artifacts(report.entries, ios_demo)
+        if installed is None:
+            raise EdgeError("--ios-demo needs a Core ML artifact that passed verification; add coreml to --format.")
+        print_install_summary(installed)
     if not report.ok:
-        raise SystemExit(1)  # typer.Exit is swallowed by the app in non-standalone mode
+        raise typer.Exit(1)
 
 
 def report_table(report):

@@ -119,8 +119,8 @@ def _list_class_files(class_dir: Path, skipped: list[Skipped]) -> list[Path]:
 def _scan_folders(root: Path, progress) -> ScannedData:
     skipped: list[Skipped] = []
     class_dirs = _subdirs(root)
-    for f in sorted(p for p in root.iterdir() if p.is_file()):
-        skipped.append(Skipped(str(f), "not inside a class folder"))
+    for f in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+        skipped.append(Skipped(str(f), "image not inside a class folder"))  # LICENSE/README files are fine
     labels = [d.name for d in class_dirs]
     candidates = {label: _list_class_files(d, skipped) for label, d in zip(labels, class_dirs)}
     samples = _validate(candidates, labels, skipped, progress)

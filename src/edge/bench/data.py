@@ -1,0 +1,85 @@
+"""The labelled images a bench runs on: class folders (``--data``) or a run's held-out split.
+
+Labels are kept as names, so every model maps them to its own class order (a class the model
+does not know is an error naming it). Images are decoded and resized with
+``edge.data.images.load_image`` once per input size, before anything is timed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.rundir import open_run
+from edge.spec import ModelSpec
+
+
+@dataclass
+class EvalSet:
+    """Image paths with their label names, and where they came from."""
+
+    paths: list[str]
+    label_names: list[str]
+    source: str
+    _cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.label_names))
+
+    def images(self, size: tuple[int, int]) -> np.ndarray:
+        """uint8 (N, H, W, 3) at ``size``, decoded once and cached."""
+        size = (int(size[0]), int(size[1]))
+        if size not in self._cache:
+            from edge.console import progress
+            from edge.data.images import ImageReadError, load_image
+
+            out = np.zeros((len(self.paths), size[0], size[1], 3), np.uint8)
+            with progress(transient=True) as bar:
+                task = bar.add_task(f"Decoding {len(self.paths)} images at {size[0]}x{size[1]}", total=len(self.paths), info="")
+                for i, path in enumerate(self.paths):
+                    try:
+                        out[i] = load_image(path, size)
+                    except (ImageReadError, OSError) as exc:
+                        raise EdgeError(f"Could not read the image {path} ({exc}).") from exc
+                    bar.advance(task)
+            self._cache[size] = out
+        return self._cache[size]
+
+    def labels_for(self, spec: ModelSpec, model: str) -> np.ndarray:
+        """Class indices in ``spec``'s label order; unknown label names are an error."""
+        index = {label: i for i, label in enumerate(spec.labels)}
+        unknown = sorted({name for name in self.label_names if name not in index})
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise EdgeError(f"The data ({self.source}) has classes {model} does not know: {shown} "
+                            f"(its labels: {', '.join(spec.labels[:8])}{' ...' if len(spec.labels) > 8 else ''}).")
+        return np.array([index[name] for name in self.label_names], int)
+
+
+def from_folder(data: str | Path) -> EvalSet:
+    """Every image of a class-folder dataset (or of its ``test`` folder when it is pre-split)."""
+    from edge.data.scan import scan
+
+    data = Path(data).expanduser()
+    scanned = scan(data, min_per_class=1)
+    groups = scanned.samples or scanned.presplit.get("test") or [s for g in scanned.presplit.values() for s in g]
+    if not groups:
+        raise EdgeError(f"No images found in {data}; expected one sub-folder per class with images inside.")
+    return EvalSet([s.path for s in groups], [scanned.labels[s.label] for s in groups], str(data))
+
+
+def from_run(run_dir: str | Path) -> EvalSet:
+    """The held-out split (test, else validation) of a finished run."""
+    run = open_run(Path(run_dir).expanduser())
+    samples = run.held_out()
+    if not samples:
+        raise EdgeError(f"The run {run.path} has no test or validation split; pass --data DIR.")
+    split = "test" if run.samples("test") else "val"
+    return EvalSet([s.path for s in samples], [run.spec.labels[s.label] for s in samples], f"{run.path} ({split} split)")

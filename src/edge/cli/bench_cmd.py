@@ -1,0 +1,62 @@
+"""``edge bench``: options -> ``edge.bench.bench``; prints the table and writes json/md/png.
+
+Exit codes: 0 when every model is within ``--max-drop`` (or none was given), 1 when one dropped
+more, 2 for a user error (one sentence).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edge.cli.app import app
+
+EPILOG = (
+    "MODEL is a .tflite, .onnx, .mlpackage or .keras file, or an export directory (all its artifacts). "
+    "Runtimes: LiteRT with XNNPACK (TFLite), onnxruntime CPU (ONNX), TensorFlow tf.function (Keras); Core ML "
+    "runs through the MIL reference executor off macOS (accuracy only, latency n/a). Data: --data class "
+    "folders, --run a run's held-out split, or by default the held-out split of the run the model came from. "
+    "Only the runtime call is timed: decoding, resizing and input quantization happen before the timed loop."
+)
+
+
+@app.command(no_args_is_help=True, epilog=EPILOG)
+def bench(
+    models: list[Path] = typer.Argument(..., metavar="MODEL...", help="Model files or export directories."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of class sub-folders (labels matched by name)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Use this run directory's held-out split."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Reference model for agreement/drop (default: the source run's model.keras)."),
+    threads: Optional[str] = typer.Option(None, "--threads", help="Thread counts to sweep, e.g. 1,2 (default: all cores)."),
+    batch: int = typer.Option(1, "--batch", help="Images per timed call."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed runs before timing."),
+    runs: int = typer.Option(200, "--runs", help="Timed runs (at most)."),
+    time_budget: float = typer.Option(10.0, "--time-budget", help="Seconds of timed runs per model and thread count (at most)."),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Fail (exit 1) when a model's accuracy drops more points than this below the reference."),
+    no_latency: bool = typer.Option(False, "--no-latency", help="Accuracy only."),
+    floor: bool = typer.Option(False, "--floor", help="Also measure fp32 matmul FLOP/s and report latency as a multiple of the compute floor."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where bench.json, bench.md and bench.png go (default: bench/ beside the first model)."),
+    json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="For models without edge metadata: labels file (one per line) or comma list."),
+    mean: Optional[str] = typer.Option(None, "--mean", help="For models without metadata and float input: mean in pixel units (one or three numbers)."),
+    std: Optional[str] = typer.Option(None, "--std", help="For models without metadata and float input: std in pixel units (one or three numbers)."),
+) -> None:
+    """Accuracy after conversion and CPU latency of each model, side by side."""
+    from edge.bench import bench as bench_api
+    from edge.bench import report
+    from edge.bench.foreign import parse_labels, parse_triple
+    from edge.console import console
+
+    result = bench_api(
+        models, data=data, run=run, reference=reference, threads=threads, batch=batch, warmup=warmup, runs=runs,
+        time_budget=time_budget, max_drop=max_drop, measure_latency=not no_latency, floor=floor,
+        labels=parse_labels(labels), mean=parse_triple(mean, "--mean"), std=parse_triple(std, "--std"),
+    )
+    report.print_summary(result, console)
+    first = Path(result.rows[0].path)
+    out_dir = out or (first.parent / "bench")
+    written = report.write_all(result, out_dir, json_file)
+    console.print("[dim]wrote " + ", ".join(str(p) for p in written.values()) + "[/]")
+    if not result.ok:
+        raise SystemExit(1)  # typer.Exit is swallowed by the app in non-standalone mode

@@ -21,6 +21,7 @@ executor (``edge.export.mil_executor``) everywhere else.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from pathlib import Path
@@ -33,6 +34,9 @@ from edge.errors import EdgeError
 from edge.export.base import COMPRESSED_BUDGET, FP16_BUDGET, FP32_BUDGET, Artifact, Format, path_size
 from edge.fileio import atomic_path
 from edge.spec import ModelSpec
+
+# coremltools prints a tqdm bar per conversion pass; they would drown edge's own progress output.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 # Every quantize kind this format offers, in the order `edge export --help` lists them.
 QUANTIZE_KINDS = ("fp16", "fp32", "int8", "palettize4", "palettize6", "palettize8")

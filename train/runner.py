@@ -204,7 +204,7 @@ def _choose_run_dir(scanned: ScannedData, run_dir, runs_root, config: TrainConfi
     """The run directory to use; never overwrites a finished run without ``force``."""
     key = json.dumps(config.resume_key(), indent=1)
     if run_dir is None:
-        base = Path(runs_root) / _slug(scanned.root.name if scanned.layout != "csv" else scanned.root.name)
+        base = Path(runs_root) / _slug(scanned.root.name)
         candidate, n = base, 1
         while candidate.exists():
             if not force and _unfinished_with(candidate, key):

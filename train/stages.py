@@ -34,7 +34,8 @@ class StageResult:
     resumed_from: int = 0
 
 
-def one_hot(num_classes: int, smoothing_ready: bool = True):
+def one_hot(num_classes: int):
+    """Dataset map: integer labels -> one-hot (label smoothing needs categorical targets)."""
     return lambda x, y: (x, tf.one_hot(y, num_classes))
 
 

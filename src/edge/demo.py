@@ -14,11 +14,15 @@ from pathlib import Path
 from edge.console import console
 
 DEMO_CLASSES = 5
-DEMO_PER_CLASS = 80
+DEMO_PER_CLASS = 100
 DEMO_IMAGE_SIZE = 64
-DEMO_EXPORT = dict(formats=("tflite", "onnx", "coreml"), quantize=("int8", "fp16"))
+# 100 held-out images: one image is 1 point. The demo's model is tiny (alpha 0.35, 64 px) and trained
+# for about a minute; its int8 versions may flip an image or two, so its budget is 3 points instead
+# of the default 1 (the report shows the real drop either way).
+DEMO_MAX_DROP = 3.0
+DEMO_EXPORT = dict(formats=("tflite", "onnx", "coreml"), quantize=("int8", "fp16"), max_drop=DEMO_MAX_DROP)
 DEMO_TRAIN = dict(backbone="mobilenet_v2", alpha=0.35, weights="none", image_size=DEMO_IMAGE_SIZE, epochs=12,
-                  batch_size=16, learning_rate=3e-3, patience=6, seed=0)
+                  batch_size=16, learning_rate=3e-3, patience=6, seed=0, split=(0.6, 0.2, 0.2))
 
 
 @dataclass
@@ -57,8 +61,12 @@ def demo(out_dir: str | Path = "edge-demo", force: bool = False) -> DemoResult:
     demo_result = DemoResult(out, data_dir, run_dir, export_dir, steps, result.metrics)
 
     console.rule("[bold]export[/]: quantize, convert, verify each artifact against the Keras model")
+    console.print(f"int8 budget for this tiny demo model: accuracy drop <= {DEMO_MAX_DROP:g} pts (default: 1).")
     t = time.perf_counter()
     exported = export(run_dir, out=export_dir, force=True, **DEMO_EXPORT)
+    from edge.cli.export_cmd import report_table
+
+    console.print(report_table(exported))
     steps["export + verify"] = time.perf_counter() - t
     demo_result.export_ok = exported.ok
 

@@ -59,4 +59,4 @@ def bench(
     written = report.write_all(result, out_dir, json_file)
     console.print("[dim]wrote " + ", ".join(str(p) for p in written.values()) + "[/]")
     if not result.ok:
-        raise SystemExit(1)  # typer.Exit is swallowed by the app in non-standalone mode
+        raise typer.Exit(1)

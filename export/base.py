@@ -22,7 +22,11 @@ QUANTIZE_KINDS = ("fp32", "fp16", "dynamic", "int8")  # the --quantize vocabular
 
 
 class Predictor(Protocol):
-    """A loaded model: uint8 RGB images (N, H, W, 3) at the spec's input size -> probabilities (N, C)."""
+    """A loaded model: uint8 RGB images (N, H, W, 3) at the spec's input size -> probabilities (N, C).
+
+    Runtime predictors also offer ``bench_call(images) -> Callable[[], object]``: the input
+    prepared once, and a call that does only the engine's own work (what ``edge bench`` times).
+    """
 
     spec: ModelSpec
     runtime: str  # e.g. "LiteRT 2.3.0 (XNNPACK, 2 threads)"; names the engine in reports

@@ -218,6 +218,19 @@ class TFLitePredictor:
         scale, zero = self._output["quantization"]
         return ((raw.astype(np.float32) - zero) * scale).astype(np.float32)
 
+    def bench_call(self, images: np.ndarray):
+        """The engine-only call for latency measurement: the input is set once, each call is
+        ``invoke()`` + reading the output (what a bare interpreter loop does)."""
+        self._resize(len(images))
+        self._interpreter.set_tensor(self._input["index"], np.ascontiguousarray(self._feed(images)))
+        invoke, get_tensor, index_out = self._interpreter.invoke, self._interpreter.get_tensor, self._output["index"]
+
+        def run():
+            invoke()
+            return get_tensor(index_out)
+
+        return run
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
         if len(images) == 0:

@@ -104,36 +104,15 @@ def time_calls(call: Callable[[], object], warmup: int = DEFAULT_WARMUP, runs: i
 
 
 def invoker(predictor, images: np.ndarray) -> Callable[[], object]:
-    """A no-argument callable running ``predictor``'s engine once on ``images`` (prepared here)."""
+    """A no-argument callable running ``predictor``'s engine once on ``images``.
+
+    Predictors offer ``bench_call(images)``: the input is prepared once, outside the timed
+    region, and the returned call is only the runtime's own work. Others are timed whole.
+    """
     images = np.ascontiguousarray(images)
     hook = getattr(predictor, "bench_call", None)
-    if callable(hook):  # a predictor that prepares its own input and returns the engine-only call
+    if callable(hook):
         return hook(images)
-    interpreter = getattr(predictor, "_interpreter", None)
-    if interpreter is not None and hasattr(predictor, "_feed"):  # edge.export.tflite.TFLitePredictor
-        predictor._resize(len(images))
-        feed = np.ascontiguousarray(predictor._feed(images))
-        index_in, index_out = predictor._input["index"], predictor._output["index"]
-        set_tensor, invoke, get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
-
-        set_tensor(index_in, feed)  # the input buffer keeps it: copying 0.6 MB per call would be 2-3% of a 2 ms run
-
-        def run_tflite():
-            invoke()
-            return get_tensor(index_out)
-
-        return run_tflite
-    session = getattr(predictor, "_session", None)
-    if session is not None and hasattr(predictor, "_input"):  # edge.export.onnx.ONNXPredictor
-        feeds = {predictor._input.name: images.astype(getattr(predictor, "_dtype", np.float32))}
-        run = session.run
-        return lambda: run(None, feeds)
-    serve = getattr(predictor, "_serve", None)
-    if serve is not None:  # edge.export.keras_model.KerasPredictor
-        from edge.keras_setup import tf
-
-        tensor = tf.constant(images.astype(np.float32))
-        return lambda: {k: v.numpy() for k, v in serve(tensor).items()}
     return lambda: predictor(images)
 
 

@@ -105,8 +105,8 @@ def train(data: str | Path, run_dir: str | Path | None = None, config: TrainConf
             result, cache_seconds = train_head(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy)
             timings["bottleneck_cache_s"] = round(cache_seconds, 2)
             stages.append(result)
-            stage_metrics["head"] = _quick_eval(model, splits, image_size, config.batch_size)
-            if config.fine_tune_epochs > 0:
+            if config.fine_tune_epochs > 0:  # without fine-tuning the final evaluation covers stage 1
+                stage_metrics["head"] = _quick_eval(model, splits, image_size, config.batch_size)
                 stages.append(train_images("fine_tune", model, splits, image_size, config, ckpt_dir, log_dir, bar,
                                            strategy, config.fine_tune_epochs, config.fine_tune_learning_rate))
         else:

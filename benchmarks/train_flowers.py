@@ -96,8 +96,6 @@ def main() -> int:
     train_s = time.perf_counter() - t0
     m = result.metrics
     comparison = stage1_comparison(result.run_dir, str(args.weights), args.epochs, 32, 42)
-    import tensorflow as tf  # noqa: F401  (already loaded through edge.keras_setup)
-
     out = {
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
         "versions": result.spec.versions,

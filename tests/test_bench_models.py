@@ -82,7 +82,7 @@ def test_cli_on_export_dir_with_class_folders(exported, synth_data, tmp_path, ed
                              str(tmp_path / "b.json"), "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads((tmp_path / "b.json").read_text())
-    assert data["count"] == sum(1 for p in synth_data.rglob("*") if p.is_file()) and data["ok"] is True
+    assert data["count"] == sum(1 for p in synth_data.rglob("*") if p.is_file() and not p.name.startswith(".")) and data["ok"] is True
     assert {r["format"] for r in data["models"]} == {"tflite", "onnx"} and all(r["passed"] for r in data["models"])
     assert (tmp_path / "out" / "bench.png").stat().st_size > 5000
     assert "p50 ms" in done.stdout

@@ -1,4 +1,4 @@
-"""Core ML export (edge.export.coreml) checked numerically through the MIL reference executor.
+"""Core ML export (edge.export.formats.coreml) checked numerically through the MIL reference executor.
 
 Uses the session's small trained MobileNetV2 run. Every artifact is verified with the same
 pieces the export gate uses (``edge.verify.compare`` + the format's budget for the kind).
@@ -14,8 +14,8 @@ import pytest
 
 from edge import contract
 from edge.errors import EdgeError
-from edge.export import coreml
-from edge.export.mil_executor import ENGINE_NAME, MilExecutor, UnsupportedMilOp
+from edge.export.formats import coreml
+from edge.runtimes.mil.executor import ENGINE_NAME, MilExecutor, UnsupportedMilOp
 from edge.verify import compare
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ OPTIONS = {"source_run": "tests/run", "weight_threshold": 128}
 def trained(trained_run):
     """(model, spec, held-out images, their labels, Keras probabilities) of the shared run."""
     from edge.data.images import load_images
-    from edge.export.keras_model import load_keras
+    from edge.runtimes.tensorflow import load_keras
     from edge.rundir import open_run
 
     run = open_run(trained_run)
@@ -135,7 +135,7 @@ def test_normalization_is_applied_once_by_the_image_type(trained, packages):
 
 
 def test_agrees_with_the_tflite_fp32_export(trained, packages, tmp_path):
-    tflite = pytest.importorskip("edge.export.tflite")
+    tflite = pytest.importorskip("edge.export.formats.tflite")
     model, spec, images, *_ = trained
     art = tflite.FORMAT.export(model, spec, "fp32", tmp_path / "model_fp32.tflite", None, None)
     tfl = tflite.FORMAT.load(art.path)(images)
@@ -202,7 +202,7 @@ def test_wrong_class_order_is_caught(trained, packages):
 
 
 def test_unknown_op_is_named(packages, monkeypatch):
-    from edge.export import mil_executor
+    from edge.runtimes.mil import executor as mil_executor
 
     ops = dict(mil_executor.OPS)
     del ops["relu6"]

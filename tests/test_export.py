@@ -26,7 +26,7 @@ REPORT_FIELDS = ("path", "format", "quantize", "size_bytes", "agreement", "accur
 
 
 def _coreml_available() -> bool:
-    from edge.export import formats
+    from edge import formats
 
     try:
         formats.get("coreml")
@@ -94,9 +94,9 @@ def test_report_json_has_the_promised_fields(exported):
 
 
 def test_metadata_reads_back_from_every_artifact(exported, trained_run):
-    from edge.export import formats
-    from edge.export.onnx import read_metadata as onnx_metadata
-    from edge.export.tflite_metadata import read_metadata, read_standard_metadata
+    from edge import formats
+    from edge.export.formats.onnx import read_metadata as onnx_metadata
+    from edge.export.formats.tflite_metadata import read_metadata, read_standard_metadata
     from edge.spec import ModelSpec
 
     report, out = exported
@@ -111,7 +111,10 @@ def test_metadata_reads_back_from_every_artifact(exported, trained_run):
     tfl = out / f"{spec.name}_int8.tflite"
     meta = read_metadata(tfl)
     assert json.loads(meta["edge.labels"]) == spec.labels
-    assert str(trained_run) in meta["edge.source_run"]
+    # shipped models name their run by identity (name@run id), never by a path on this disk
+    assert meta["edge.source_run"] == f"{spec.name}@{spec.run_id}" and spec.run_id
+    assert "/" not in meta["edge.source_run"]
+    assert report.source_run_relative and (out / report.source_run_relative).resolve() == trained_run.resolve()
     standard = read_standard_metadata(tfl)  # the standard TFLite metadata, as metadata readers see it
     assert standard["labels"] == spec.labels
     props = onnx_metadata(out / f"{spec.name}_fp16.onnx")
@@ -120,8 +123,8 @@ def test_metadata_reads_back_from_every_artifact(exported, trained_run):
 
 
 def test_artifacts_take_raw_pixels(exported):
-    from edge.export import formats
-    from edge.export.tflite import io_details
+    from edge import formats
+    from edge.export.formats.tflite import io_details
 
     report, out = exported
     entries = _entries(report)
@@ -144,7 +147,7 @@ def test_artifacts_take_raw_pixels(exported):
 def test_int8_io_and_qat(trained_run, synth_data, tmp_path):
     """int8 input/output on request; QAT yields an integer model that keeps accuracy."""
     from edge.export import export
-    from edge.export.tflite import io_details
+    from edge.export.formats.tflite import io_details
 
     report = export(trained_run, formats=["tflite"], quantize=["int8"], out=tmp_path / "io", int8_io="int8",
                     calibration_count=32, data=synth_data, max_drop=MAX_DROP)
@@ -168,7 +171,7 @@ def test_int8_io_and_qat(trained_run, synth_data, tmp_path):
 
 def test_broken_export_is_caught_with_nonzero_exit(trained_run, tmp_path, monkeypatch, capsys):
     """Inject a wrong normalization into the TFLite conversion: the gate rejects it, exit 1."""
-    from edge.export import tflite
+    from edge.export.formats import tflite
     from edge.keras_setup import keras
 
     real_convert = tflite.convert
@@ -197,7 +200,8 @@ def test_one_format_failing_keeps_the_others(trained_run, exported, tmp_path, mo
     import dataclasses
     import shutil
 
-    from edge.export import export, formats
+    from edge import formats
+    from edge.export import export
 
     report, src_out = exported
     out = tmp_path / "mixed"
@@ -207,7 +211,7 @@ def test_one_format_failing_keeps_the_others(trained_run, exported, tmp_path, mo
     def explode(*args, **kwargs):
         raise RuntimeError("converter crashed: Unsupported op FancyOp in layer 'fancy'")
 
-    monkeypatch.setitem(formats.FORMATS, "onnx", dataclasses.replace(onnx_format, export=explode))
+    monkeypatch.setitem(formats._LOADED, "onnx", dataclasses.replace(onnx_format, export=explode))
     report = export(trained_run, formats=["onnx", "tflite"], quantize=["fp32"], out=out, force=True)
     entries = _entries(report)
     assert entries[("onnx", "fp32")].status == "error"
@@ -263,7 +267,7 @@ def test_help_lists_every_combination(monkeypatch, capsys):
 
 
 def test_registry_and_verification_units(tmp_path):
-    from edge.export import formats
+    from edge import formats
     from edge.verify import compare
 
     with pytest.raises(EdgeError, match="Unknown format"):

@@ -352,7 +352,7 @@ def test_install_rejects_what_is_not_a_package(app_copy, tmp_path):
 def exported(request, tmp_path_factory):
     """(package path, spec) of the Core ML fp16 export of the synthetic-trained run."""
     try:
-        from edge.export import coreml
+        from edge.export.formats import coreml
     except ImportError as exc:
         pytest.skip(f"the Core ML exporter (export/coreml.py) is not available yet: {exc}")
     try:

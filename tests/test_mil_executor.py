@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.export import coreml
+from edge.export.formats import coreml
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_backbone_export_runs_like_keras(name, tmp_path):
     reference = model.predict(images.astype(np.float32), verbose=0)
     assert len(set(reference.argmax(1))) >= 2, "test model predicts a single class"
 
-    tflite = pytest.importorskip("edge.export.tflite")
+    tflite = pytest.importorskip("edge.export.formats.tflite")
     tfl = tflite.FORMAT.load(tflite.FORMAT.export(model, spec, "fp32", tmp_path / "m.tflite", None, None).path)(images)
     fp32 = coreml.load(coreml.export(model, spec, "fp32", tmp_path / "fp32.mlpackage").path)
     fp16 = coreml.load(coreml.export(model, spec, "fp16", tmp_path / "fp16.mlpackage").path)

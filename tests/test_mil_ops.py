@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.export import mil_ops
-from edge.export.mil_ops import OPS
+from edge.runtimes.mil import ops as mil_ops
+from edge.runtimes.mil.ops import OPS
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def test_writes_class_folders_of_real_jpegs(tmp_path):
     assert result.labels == sorted(["circle", "square", "triangle", "star", "cross"])
     assert result.counts == {label: 4 for label in result.labels}
     assert result.total == 20
-    assert sorted(p.name for p in result.out_dir.iterdir()) == result.labels
+    assert sorted(p.name for p in result.out_dir.iterdir()) == [".edge-synth.json", *result.labels]
     for label in result.labels:
         files = sorted((result.out_dir / label).iterdir())
         assert [f.name for f in files] == [f"{label}_{i:04d}.jpg" for i in range(4)]
@@ -67,12 +67,12 @@ def test_images_of_one_class_vary_and_classes_differ_in_colour(tmp_path):
 
 def test_png_and_mixed_formats(tmp_path):
     png = synth(tmp_path / "png", classes=2, per_class=3, image_size=32, image_format="png", quiet=True)
-    files = list(png.out_dir.rglob("*.*"))
+    files = list(png.out_dir.rglob("*/*.*"))
     assert files and all(f.suffix == ".png" for f in files)
     with Image.open(files[0]) as img:
         assert img.format == "PNG"
     mixed = synth(tmp_path / "mixed", classes=2, per_class=20, image_size=32, image_format="mixed", quiet=True)
-    assert {f.suffix for f in mixed.out_dir.rglob("*.*")} == {".png", ".jpg"}
+    assert {f.suffix for f in mixed.out_dir.rglob("*/*.*")} == {".png", ".jpg"}
 
 
 def test_more_classes_than_shapes_get_distinct_readable_names(tmp_path):
@@ -87,16 +87,69 @@ def test_more_classes_than_shapes_get_distinct_readable_names(tmp_path):
 
 def test_refuses_non_empty_directory_unless_forced(tmp_path):
     out = tmp_path / "busy"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    synth(out, classes=3, per_class=1, image_size=32, quiet=True)
     with pytest.raises(EdgeError, match="not empty.*--force"):
         synth(out, classes=2, per_class=1, image_size=32, quiet=True)
-    assert (out / "keep.txt").exists()
     result = synth(out, classes=2, per_class=1, image_size=32, force=True, quiet=True)
-    assert sorted(p.name for p in out.iterdir()) == result.labels
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == result.labels
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folders left behind"
     empty = tmp_path / "empty"
     empty.mkdir()
     assert synth(empty, classes=2, per_class=1, image_size=32, quiet=True).total == 2
+
+
+def test_force_never_replaces_a_folder_synth_did_not_draw(tmp_path):
+    """The user's folder holding class-like sub-folders is not edge's: --force refuses, nothing is lost."""
+    out = tmp_path / "mine"
+    (out / "circle").mkdir(parents=True)
+    (out / "circle" / "holiday.jpg").write_bytes(b"my photo")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(EdgeError, match="not written by edge data synth.*even with --force") as info:
+        synth(out, classes=2, per_class=1, image_size=32, force=True, quiet=True)
+    assert str(info.value).count(". ") == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "circle" / "holiday.jpg").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"], "nothing drawn beside it"
+
+
+def test_failed_force_keeps_the_old_dataset(tmp_path, monkeypatch):
+    """The replacement is drawn aside: a failure half-way leaves the old dataset complete and no debris."""
+    import edge.data.synth as synth_module
+
+    out = tmp_path / "data"
+    synth(out, classes=2, per_class=2, image_size=32, quiet=True)
+    before = _digest(out)
+    calls = {"n": 0}
+    real = synth_module.draw_image
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synth_module, "draw_image", failing)
+    with pytest.raises(KeyboardInterrupt):
+        synth(out, classes=3, per_class=2, image_size=32, force=True, quiet=True)
+    assert _digest(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_unwritable_parent_is_one_sentence(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EdgeError, match="Cannot create the output folder .*file") as info:
+        synth(tmp_path / "file" / "data", classes=2, per_class=1, quiet=True)
+    assert str(info.value).count(". ") == 0
+
+
+def test_cli_defaults_come_from_the_api():
+    import inspect
+
+    from edge.cli import data_cmd
+
+    api = inspect.signature(synth).parameters
+    cli = inspect.signature(data_cmd.synth_command).parameters
+    for name in ("classes", "per_class", "image_size", "seed", "image_format", "force"):
+        assert cli[name].default.default == api[name].default, name
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ import pytest
 
 from edge.contract import KEY_SOURCE_RUN, artifact_metadata, spec_from_metadata
 from edge.errors import EdgeError
-from edge.export import tflite_metadata_schema as schema
-from edge.export.tflite_metadata import (
+from edge.export.formats import tflite_metadata_schema as schema
+from edge.export.formats.tflite_metadata import (
     LABELS_FILE,
     STANDARD_METADATA_NAME,
     add_metadata,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.rundir import is_finished
+from edge.rundir import is_finished, read_marker
+from edge.spec import ModelSpec
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +58,8 @@ def test_kill_9_then_same_command_resumes(tiny_data, tmp_path, edge_cli):
     state = json.loads((run / "checkpoints" / "scratch" / "state.json").read_text())
     done = state["epoch"] + 1
     assert not is_finished(run)
+    identity = read_marker(run)
+    assert identity is not None  # the marker is written when the run starts
 
     again = edge_cli("train", str(tiny_data), "--run-dir", str(run), "--epochs", "10", *TINY, timeout=600)
     assert again.returncode == 0, again.stderr
@@ -65,6 +68,8 @@ def test_kill_9_then_same_command_resumes(tiny_data, tmp_path, edge_cli):
     history = [line.split(",") for line in (run / "history.csv").read_text().splitlines()[1:]]
     assert len(history) == 10  # every epoch exactly once: nothing lost, nothing repeated
     assert int(history[done - 1][1]) == done  # the pre-kill epochs are kept in the history
+    assert read_marker(run) == identity  # resuming keeps the run's identity
+    assert ModelSpec.load(run).run_id == identity.run_id
 
 
 def test_ctrl_c_exits_130_and_leaves_an_unfinished_run(tiny_data, tmp_path, edge_cli):

@@ -2,12 +2,15 @@
 
 Everything a later step needs is written to the run directory; ``spec.json`` is written last, so
 an interrupted run is never mistaken for a finished one, and running the same command again (or
-``resume=True``) continues from the last completed epoch.
+``resume=True``) continues from the last completed epoch. Options are validated (TrainConfig)
+and the output folder is probed before any work; where the run is written, and how a finished
+run is replaced without losing it first, is ``workspace``'s business.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import shutil
@@ -23,13 +26,22 @@ from edge.console import console, progress
 from edge.data.scan import ScannedData, scan
 from edge.data.split import min_per_class, stratified_split
 from edge.errors import EdgeError
-from edge.fileio import atomic_path, atomic_write_text
+from edge.fileio import atomic_path, atomic_write_text, check_creatable_dir, os_reason
 from edge.rundir import (CHECKPOINT_DIR, CONFUSION_PNG, CURVES_PNG, HISTORY_FILE, LABELS_FILE, LOG_DIR,
-                         METRICS_FILE, MODEL_FILE, REPORT_FILE, SPLITS, is_finished, write_split)
-from edge.spec import SPEC_FILE, ModelSpec
+                         METRICS_FILE, MODEL_FILE, REPORT_FILE, SPLITS, write_split)
+from edge.spec import ModelSpec
 from edge.train.config import TrainConfig
+from edge.train.workspace import CONFIG_FILE, Workspace, open_workspace
 
-CONFIG_FILE = "config.json"
+
+class TrainInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training. ``resumable``: the unfinished run in ``run_dir`` can be continued;
+    otherwise a replacement (``force``) was being built and was discarded, the old run is intact."""
+
+    def __init__(self, run_dir: Path, resumable: bool):
+        super().__init__()
+        self.run_dir = run_dir
+        self.resumable = resumable
 
 
 @dataclass
@@ -47,37 +59,88 @@ class TrainResult:
 
 
 def train(data: str | Path, run_dir: str | Path | None = None, config: TrainConfig | None = None, *,
-          force: bool = False, resume: bool = False, runs_root: str | Path = "runs", **options) -> TrainResult:
+          force: bool = False, resume: bool = False, runs_root: str | Path = "runs", quiet: bool = False,
+          **options) -> TrainResult:
     """Train a classifier on ``data`` (class folders, pre-split folders, or ``csv=``) into a run dir.
 
-    ``options`` are TrainConfig fields (backbone, weights, image_size, epochs, ...).
+    ``options`` are TrainConfig fields (backbone, weights, image_size, epochs, ...); they override
+    ``config``, which is copied, never changed. ``quiet`` prints nothing (no tables, no progress).
     """
-    config = config or TrainConfig()
-    for key, value in options.items():
-        if not hasattr(config, key):
-            raise TypeError(f"train() got an unknown option {key!r}")
-        setattr(config, key, value)
+    config = with_options(config, options)
+    say = _Say(quiet)
     started = time.perf_counter()
     backbone = get_backbone(config.backbone)
     size = config.image_size or backbone.default_size
-    image_size = (size, size)
     resolve_weights(backbone, config.weights, size, config.alpha)  # bad --weights fails before any work
+    # The output folder is probed now, created (and probed again) by the workspace after the scan.
+    check_creatable_dir(Path(run_dir).expanduser() if run_dir is not None else Path(runs_root), "output folder")
 
-    with progress(transient=True) as bar:
-        scanned = scan(data, config.csv, min_per_class(config.split), progress=bar)
-    _print_scan(scanned)
-    run = _choose_run_dir(scanned, run_dir, runs_root, config, force, resume)
-    ckpt_dir = run / CHECKPOINT_DIR
-    resumed = (ckpt_dir / CONFIG_FILE).is_file()
-    if resumed:
-        console.print(f"[yellow]Resuming[/] the unfinished run in {run}.")
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(ckpt_dir / CONFIG_FILE, json.dumps(config.resume_key(), indent=1))
-
+    scan_options = {"allow_outside": config.csv_allow_outside}
+    with say.progress(transient=True) as bar:
+        scanned = scan(data, config.csv, min_per_class(config.split), progress=bar, **scan_options)
+    if not quiet:
+        _print_scan(scanned)
     splits = scanned.presplit if scanned.presplit else stratified_split(scanned.samples, config.split, config.seed)
     splits = {name: splits.get(name, []) for name in SPLITS}
     if not splits["val"]:
         raise EdgeError("The validation split is empty; use a split with a non-zero validation part.")
+    try:
+        workspace = open_workspace(scanned.root.name, run_dir, runs_root, config.resume_key(), force, resume)
+    except OSError as exc:  # an unreadable run directory, a vanished parent, ...
+        where = exc.filename or run_dir or runs_root
+        raise EdgeError(f"Cannot use {where} as the run directory ({os_reason(exc)}).") from None
+    try:
+        result = _train_into(workspace, scanned, splits, config, (size, size), say, started)
+    except KeyboardInterrupt:
+        workspace.discard()
+        raise TrainInterrupted(workspace.final, resumable=not workspace.replacing) from None
+    except OSError as exc:
+        workspace.discard()
+        where = exc.filename or workspace.final
+        raise EdgeError(f"Training into {workspace.final} failed on {where} ({os_reason(exc)}).") from exc
+    except BaseException:
+        workspace.discard()
+        raise
+    if not quiet:
+        _print_summary(result, scanned)
+    return result
+
+
+def with_options(config: TrainConfig | None, options: dict) -> TrainConfig:
+    """A validated copy of ``config`` (or of the defaults) with ``options`` applied."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key in options:
+        if key not in names:
+            raise TypeError(f"train() got an unknown option {key!r}")
+    config = config if config is not None else TrainConfig()
+    return dataclasses.replace(config, **{"extra": dict(config.extra), **options})  # replace() validates
+
+
+class _Say:
+    """console.print and progress bars, or nothing at all when quiet."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, *args, **kwargs) -> None:
+        if not self.quiet:
+            console.print(*args, **kwargs)
+
+    def progress(self, transient: bool = False):
+        bar = progress(transient=transient)
+        bar.disable = self.quiet
+        return bar
+
+
+def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config: TrainConfig,
+                image_size: tuple[int, int], say: _Say, started: float) -> TrainResult:
+    run = workspace.work
+    ckpt_dir = run / CHECKPOINT_DIR
+    resumed = workspace.resumed
+    if resumed:
+        say(f"[yellow]Resuming[/] the unfinished run in {workspace.final}.")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(ckpt_dir / CONFIG_FILE, json.dumps(config.resume_key(), indent=1))
     for name in SPLITS:
         write_split(run, name, splits[name], scanned.labels)
     atomic_write_text(run / REPORT_FILE, json.dumps(scanned.to_report(), indent=1))
@@ -90,14 +153,14 @@ def train(data: str | Path, run_dir: str | Path | None = None, config: TrainConf
     keras.utils.set_random_seed(config.seed)
     placement = choose_placement(config.devices, config.mixed_precision)
     strategy = placement.strategy
-    console.print(f"Training on {placement.description}.")
+    say(f"Training on {placement.description}.")
     with strategy.scope():
         model, normalization = build_model(config.backbone, len(scanned.labels), image_size, config.weights,
                                            config.alpha, config.dropout)
     pretrained = config.weights not in ("none", "", None)
     stages, timings, stage_metrics = [], {}, {}
     log_dir = run / LOG_DIR
-    with progress() as bar:
+    with say.progress() as bar:
         if pretrained:
             from edge.train.model import set_trainable
 
@@ -122,7 +185,7 @@ def train(data: str | Path, run_dir: str | Path | None = None, config: TrainConf
     metrics["best_epoch"] = {s.name: s.best_epoch for s in stages}
 
     spec = ModelSpec(
-        name=run.name,
+        name=workspace.final.absolute().name,
         backbone=config.backbone,
         labels=list(scanned.labels),
         input_size=image_size,
@@ -136,11 +199,12 @@ def train(data: str | Path, run_dir: str | Path | None = None, config: TrainConf
         training={**config.to_dict(), "placement": placement.description},
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        run_id=workspace.identity.run_id,
     )
     _write_outputs(run, model, spec, metrics, stages)
-    result = TrainResult(run, spec, metrics, {s.name: s.history for s in stages}, time.perf_counter() - started, resumed)
-    _print_summary(result, scanned)
-    return result
+    workspace.commit()
+    return TrainResult(workspace.final, spec, metrics, {s.name: s.history for s in stages},
+                       time.perf_counter() - started, resumed)
 
 
 def _predict(model, samples, size, batch_size):
@@ -200,58 +264,6 @@ def _history_csv(stages) -> str:
     return buf.getvalue()
 
 
-def _choose_run_dir(scanned: ScannedData, run_dir, runs_root, config: TrainConfig, force: bool, resume: bool) -> Path:
-    """The run directory to use; never overwrites a finished run without ``force``."""
-    key = json.dumps(config.resume_key(), indent=1)
-    if run_dir is None:
-        base = Path(runs_root) / _slug(scanned.root.name)
-        candidate, n = base, 1
-        while candidate.exists():
-            if not force and _unfinished_with(candidate, key):
-                return candidate
-            if force and _is_edge_run(candidate):
-                break
-            n += 1
-            candidate = base.with_name(f"{base.name}-{n}")
-        run_dir = candidate
-    run = Path(run_dir)
-    if run.exists() and not run.is_dir():
-        raise EdgeError(f"Run directory {run} exists and is not a directory.")
-    if run.is_dir() and any(run.iterdir()):
-        if force:
-            if not _is_edge_run(run):
-                raise EdgeError(f"{run} is not an edge run directory; refusing to delete it even with --force.")
-            shutil.rmtree(run)
-        elif is_finished(run):
-            raise EdgeError(f"{run} already holds a finished run; pass --force to replace it or choose another --run-dir.")
-        elif _unfinished_with(run, key):
-            pass  # resume
-        elif (run / CHECKPOINT_DIR / CONFIG_FILE).is_file():
-            raise EdgeError(
-                f"{run} holds an unfinished run with different options; use the same options to resume it or --force to start over."
-            )
-        elif not _is_edge_run(run):
-            raise EdgeError(f"{run} is not empty and is not an edge run directory; choose another --run-dir.")
-    elif resume:
-        raise EdgeError(f"There is no unfinished run in {run} to resume.")
-    run.mkdir(parents=True, exist_ok=True)
-    return run
-
-
-def _unfinished_with(run: Path, key: str) -> bool:
-    cfg = run / CHECKPOINT_DIR / CONFIG_FILE
-    return not is_finished(run) and cfg.is_file() and cfg.read_text() == key
-
-
-def _is_edge_run(run: Path) -> bool:
-    return (run / SPEC_FILE).is_file() or (run / CHECKPOINT_DIR).is_dir() or (run / "split").is_dir()
-
-
-def _slug(name: str) -> str:
-    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.")
-    return slug or "run"
-
-
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -283,6 +295,8 @@ def _print_scan(scanned: ScannedData) -> None:
             console.print(f"  {s.path}: {s.reason}", highlight=False)
         if len(scanned.skipped) > 10:
             console.print(f"  ... and {len(scanned.skipped) - 10} more")
+    for conflict in scanned.conflicts:
+        console.print(f"[yellow]warning:[/] {conflict.describe()}", highlight=False)
 
 
 def _print_summary(result: TrainResult, scanned: ScannedData) -> None:

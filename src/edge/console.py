@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -21,3 +24,9 @@ def progress(transient: bool = False) -> Progress:
         console=console,
         transient=transient,
     )
+
+
+@contextlib.contextmanager
+def quiet_status(message: str = "") -> Iterator[None]:
+    """A stand-in for ``console.status`` that shows nothing (``quiet=True`` callers)."""
+    yield

@@ -23,8 +23,13 @@ KEY_EDGE_VERSION = "edge.edge_version"
 KEY_SOURCE_RUN = "edge.source_run"
 KEY_BACKBONE = "edge.backbone"
 
+# Names inside the model graph: edge.train builds them, export and the runtimes find them by name.
+INPUT_NAME = "image"  # the raw-pixel input (also the serving signature's and TFLite's input name)
+OUTPUT_NAME = "probabilities"  # the softmax output
+PREPROCESS_LAYER = "preprocess"  # the Rescaling layer that holds the normalization
+
 # Core ML interface names (the app reads these through Vision / MLModel).
-COREML_INPUT = "image"
+COREML_INPUT = INPUT_NAME
 COREML_LABEL_OUTPUT = "classLabel"
 COREML_PROBS_OUTPUT = "classLabelProbs"
 

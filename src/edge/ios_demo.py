@@ -291,7 +291,7 @@ def install_from_artifacts(artifacts: Iterable, app_dir: Path | None = None) -> 
     coreml = [
         a
         for a in artifacts
-        if getattr(a, "format", "") == "coreml" and getattr(a, "ok", True) and a.path and Path(a.path).is_dir()
+        if getattr(a, "ok", True) and a.path and Path(a.path).suffix in MODEL_SUFFIXES and Path(a.path).is_dir()
     ]
     if not coreml:
         return None

@@ -1,14 +1,20 @@
-"""The run directory: layout, the split file lists, and finding a finished run.
+"""The run directory: layout, the split file lists, the edge marker, and finding a finished run.
 
 A run is finished when ``spec.json`` exists: train writes it last, after the model and metrics,
-so an interrupted run is never mistaken for a finished one.
+so an interrupted run is never mistaken for a finished one. Every run directory carries a marker
+(``.edge-run.json``, written when the run starts) with the run's identity: a random run id, its
+name, when it was created and by which edge. The marker is edge's proof that it wrote the folder:
+``--force`` replaces only a folder that carries it, never one merely holding a ``split/``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from edge.errors import EdgeError
@@ -26,6 +32,8 @@ LOG_DIR = "logs"
 CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "training_curves.png"
 SPLITS = ("train", "val", "test")
+RUN_MARKER = ".edge-run.json"
+MARKER_KIND = "edge-run"
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,46 @@ class Run:
     def held_out(self) -> list[Sample]:
         """The test split, or the validation split when the run has no test split."""
         return self.samples("test") or self.samples("val")
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who a run is: what ``.edge-run.json`` holds and ModelSpec.run_id repeats."""
+
+    run_id: str
+    name: str
+    created: str
+    edge_version: str
+
+    @classmethod
+    def new(cls, name: str) -> RunIdentity:
+        from edge import __version__
+
+        return cls(secrets.token_hex(8), name, datetime.now(timezone.utc).isoformat(timespec="seconds"), __version__)
+
+
+def write_marker(run_dir: Path, identity: RunIdentity) -> Path:
+    """Write ``.edge-run.json`` (atomically) into ``run_dir``: from now on edge may replace it."""
+    path = Path(run_dir) / RUN_MARKER
+    atomic_write_text(path, json.dumps({"kind": MARKER_KIND, **asdict(identity)}, indent=1) + "\n")
+    return path
+
+
+def read_marker(run_dir: Path) -> RunIdentity | None:
+    """The identity in ``run_dir``'s marker; None when there is no readable edge marker."""
+    path = Path(run_dir) / RUN_MARKER
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("kind") != MARKER_KIND:
+            return None
+        return RunIdentity(str(data["run_id"]), str(data["name"]), str(data["created"]), str(data["edge_version"]))
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        return None
+
+
+def is_edge_run(run_dir: Path) -> bool:
+    """True only for a folder carrying edge's run marker (the proof that edge wrote it)."""
+    return Path(run_dir).is_dir() and read_marker(run_dir) is not None
 
 
 def is_finished(run_dir: Path) -> bool:

@@ -76,6 +76,9 @@ class ModelSpec:
     versions: dict[str, str] = field(default_factory=dict)
     model_version: str = "1"
     created: str = ""
+    # The run's identity (random id from the run directory's .edge-run.json): exports carry
+    # name + run_id instead of a path on the developer's disk. "" in specs older than the field.
+    run_id: str = ""
     format_version: int = SPEC_FORMAT_VERSION
 
     @property

@@ -11,7 +11,10 @@ from typing import Optional
 
 import typer
 
+from edge.bench.runner import BenchSettings
 from edge.cli.app import app
+
+DEFAULTS = BenchSettings()
 
 EPILOG = (
     "MODEL is a .tflite, .onnx, .mlpackage or .keras file, or an export directory (all its artifacts). "
@@ -29,13 +32,13 @@ def bench(
     run: Optional[Path] = typer.Option(None, "--run", help="Use this run directory's held-out split."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Reference model for agreement/drop (default: the source run's model.keras)."),
     threads: Optional[str] = typer.Option(None, "--threads", help="Thread counts to sweep, e.g. 1,2 (default: all cores)."),
-    batch: int = typer.Option(1, "--batch", help="Images per timed call."),
-    warmup: int = typer.Option(10, "--warmup", help="Untimed runs before timing."),
-    runs: int = typer.Option(200, "--runs", help="Timed runs (at most)."),
-    time_budget: float = typer.Option(10.0, "--time-budget", help="Seconds of timed runs per model and thread count (at most)."),
-    max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Fail (exit 1) when a model's accuracy drops more points than this below the reference."),
+    batch: int = typer.Option(DEFAULTS.batch, "--batch", help="Images per timed call."),
+    warmup: int = typer.Option(DEFAULTS.warmup, "--warmup", help="Untimed runs before timing."),
+    runs: int = typer.Option(DEFAULTS.runs, "--runs", help="Timed runs (at most)."),
+    time_budget: float = typer.Option(DEFAULTS.time_budget, "--time-budget", help="Seconds of timed runs per model and thread count (at most)."),
+    max_drop: Optional[float] = typer.Option(DEFAULTS.max_drop, "--max-drop", help="Fail (exit 1) when a model's accuracy drops more points than this below the reference."),
     no_latency: bool = typer.Option(False, "--no-latency", help="Accuracy only."),
-    floor: bool = typer.Option(False, "--floor", help="Also measure fp32 matmul FLOP/s and report latency as a multiple of the compute floor."),
+    floor: bool = typer.Option(DEFAULTS.floor, "--floor", help="Also measure fp32 matmul FLOP/s and report latency as a multiple of the compute floor."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where bench.json, bench.md and bench.png go (default: bench/ beside the first model)."),
     json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
     labels: Optional[str] = typer.Option(None, "--labels", help="For models without edge metadata: labels file (one per line) or comma list."),
@@ -45,7 +48,7 @@ def bench(
     """Accuracy after conversion and CPU latency of each model, side by side."""
     from edge.bench import bench as bench_api
     from edge.bench import report
-    from edge.bench.foreign import parse_labels, parse_triple
+    from edge.runtimes.foreign import parse_labels, parse_triple
     from edge.console import console
 
     result = bench_api(

@@ -1,7 +1,12 @@
-"""`edge data ...`: make a synthetic dataset or fetch the real tf_flowers photos."""
+"""`edge data ...`: make a synthetic dataset or fetch the real tf_flowers photos.
+
+Defaults are read from the API functions' signatures, and their values are checked there (the
+CLI and the API refuse the same values with the same sentence).
+"""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import typer
@@ -9,6 +14,9 @@ from rich.table import Table
 
 from edge.cli.app import app
 from edge.console import console
+from edge.data.synth import FORMATS, synth
+
+SYNTH_DEFAULTS = {name: p.default for name, p in inspect.signature(synth).parameters.items()}
 
 data_app = typer.Typer(
     name="data",
@@ -21,19 +29,19 @@ app.add_typer(data_app, name="data")
 @data_app.command("synth")
 def synth_command(
     out: Path = typer.Argument(..., help="Directory to write the class-folder tree into (must be empty or new)."),
-    classes: int = typer.Option(5, "--classes", min=1, help="Number of classes (shapes, then shape x colour)."),
-    per_class: int = typer.Option(60, "--per-class", min=1, help="Images per class."),
-    image_size: int = typer.Option(96, "--image-size", help="Width and height of every image in pixels."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes byte-identical files."),
-    image_format: str = typer.Option("jpg", "--format", help="File format: jpg, png or mixed."),
-    force: bool = typer.Option(False, "--force", help="Replace OUT if it is not empty."),
+    classes: int = typer.Option(SYNTH_DEFAULTS["classes"], "--classes", help="Number of classes (shapes, then shape x colour)."),
+    per_class: int = typer.Option(SYNTH_DEFAULTS["per_class"], "--per-class", help="Images per class."),
+    image_size: int = typer.Option(SYNTH_DEFAULTS["image_size"], "--image-size", help="Width and height of every image in pixels."),
+    seed: int = typer.Option(SYNTH_DEFAULTS["seed"], "--seed", help="Random seed; the same seed writes byte-identical files."),
+    image_format: str = typer.Option(SYNTH_DEFAULTS["image_format"], "--format", help=f"File format: {', '.join(FORMATS)}."),
+    force: bool = typer.Option(
+        SYNTH_DEFAULTS["force"], "--force",
+        help="Replace OUT if it is a dataset edge data synth drew (the old one stays until the new one is complete).",
+    ),
 ) -> None:
     """Draw a synthetic image-classification dataset (shapes, colours, textures) as class folders."""
-    from edge.data.synth import synth
-
-    image_format = image_format.lower()
     result = synth(out, classes, per_class, image_size, seed, image_format, force)
-    _print_summary(f"Synthetic dataset ({image_size}x{image_size} {image_format}, seed {seed})", result)
+    _print_summary(f"Synthetic dataset ({image_size}x{image_size} {image_format.lower()}, seed {seed})", result)
 
 
 @data_app.command("flowers")

@@ -1,4 +1,4 @@
-"""``edge demo``: options -> ``edge.demo.demo``."""
+"""``edge demo``: options -> ``edge.cli.demo.demo``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Start over, replacing a previous demo in --out."),
 ) -> None:
     """Run the whole pipeline on a generated synthetic dataset (nothing is downloaded)."""
-    from edge.demo import demo as demo_api
+    from edge.cli.demo import demo as demo_api
 
     result = demo_api(out, force=force)
     if not result.ok:

@@ -11,23 +11,28 @@ from typing import Optional
 
 import typer
 
+from edge import formats
 from edge.cli.app import app
+from edge.export.plan import ExportSettings
+
+DEFAULTS = ExportSettings()
 
 
 def _combinations() -> str:
     """One line per format: its quantization kinds (default ones marked with *)."""
     from edge.errors import EdgeError
-    from edge.export import formats
 
     lines = []
-    for name in formats.names():
+    for name in formats.REGISTRY:
         try:
             fmt = formats.get(name)
         except EdgeError as exc:
             lines.append(f"{name}: {exc}")
             continue
+        if not fmt.exportable:
+            continue
         kinds = ", ".join(f"{k}*" if k in fmt.default_quantize else k for k in fmt.quantize_kinds)
-        lines.append(f"{name} ({fmt.suffix}): {kinds}")
+        lines.append(f"{fmt.name} ({fmt.suffix}, verified by {fmt.verified_by}): {kinds}")
     return "\n\n".join(lines)
 
 
@@ -40,42 +45,49 @@ EPILOG = (
 )
 
 
-def _split(value: Optional[str]) -> list[str]:
-    return [item.strip().lower() for item in (value or "").split(",") if item.strip()]
-
-
 @app.command(no_args_is_help=True, epilog=EPILOG)
 def export(
     source: Path = typer.Argument(..., help="A run directory from edge train, or a .keras model with spec.json beside it."),
-    format: str = typer.Option("tflite", "--format", "-f", help="Comma list of tflite, onnx, coreml."),
+    format: str = typer.Option(",".join(DEFAULTS.formats), "--format", "-f", help="Comma list of " + ", ".join(formats.names()) + "."),
     quantize: Optional[str] = typer.Option(None, "--quantize", "-q", help="Comma list of fp32, fp16, dynamic, int8 (applied where the format has it; Core ML also palettize4/6/8). Default: per format, see below."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: RUN_DIR/export)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Class-folder images to verify on (default: the run's held-out split)."),
-    max_drop: float = typer.Option(1.0, "--max-drop", help="Largest accuracy drop in points allowed for int8/dynamic/compressed artifacts."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing artifacts."),
-    int8_io: str = typer.Option("uint8", "--int8-io", help="Input/output type of full-int8 TFLite files: uint8 (raw pixels) or int8 (pixel - 128)."),
-    calibration_count: int = typer.Option(200, "--calibration-count", help="Representative images from the training split for int8 calibration."),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset."),
-    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="ONNX int8: per-channel weight scales."),
-    int8_auto: bool = typer.Option(False, "--int8-auto", help="When int8 misses the budget, try more calibration, per-channel, float fallback for the worst layers, then QAT."),
-    qat: bool = typer.Option(False, "--qat", help="TFLite int8 via quantization-aware training on the training split (tensorflow-model-optimization)."),
-    qat_epochs: int = typer.Option(2, "--qat-epochs", help="Epochs of quantization-aware fine-tuning."),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="Run every artifact against the Keras model (the gate)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads for the runtimes during verification."),
+    max_drop: float = typer.Option(DEFAULTS.max_drop, "--max-drop", help="Largest accuracy drop in points allowed for int8/dynamic/compressed artifacts."),
+    force: bool = typer.Option(DEFAULTS.force, "--force", help="Overwrite existing artifacts."),
+    int8_io: str = typer.Option(DEFAULTS.int8_io, "--int8-io", help="Input/output type of full-int8 TFLite files: uint8 (raw pixels; what MediaPipe Tasks and most apps feed) or int8 (pixel - 128, about 10% faster in LiteRT when the app feeds that itself)."),
+    calibration_count: int = typer.Option(DEFAULTS.calibration_count, "--calibration-count", help="Representative images from the training split for int8 calibration."),
+    opset: int = typer.Option(DEFAULTS.opset, "--opset", help="ONNX opset."),
+    per_channel: bool = typer.Option(DEFAULTS.per_channel, "--per-channel/--per-tensor", help="ONNX int8: per-channel weight scales."),
+    int8_auto: bool = typer.Option(DEFAULTS.int8_auto, "--int8-auto", help="When int8 misses the budget, try more calibration, per-channel, float fallback for the worst layers, then QAT."),
+    qat: bool = typer.Option(DEFAULTS.qat, "--qat", help="int8 via quantization-aware training on the training split, for formats that offer it (TFLite)."),
+    qat_epochs: int = typer.Option(DEFAULTS.qat_epochs, "--qat-epochs", help="Epochs of quantization-aware fine-tuning."),
+    verify: bool = typer.Option(DEFAULTS.verify, "--verify/--no-verify", help="Run every artifact against the Keras model (the gate)."),
+    threads: Optional[int] = typer.Option(DEFAULTS.threads, "--threads", help="Threads for the runtimes during verification."),
     ios_demo: Optional[Path] = typer.Option(None, "--ios-demo", help="Also install the verified Core ML classifier (fp16 preferred) into this iOS demo app folder, e.g. ios_demo/."),
 ) -> None:
     """Convert a trained model to TFLite / ONNX / Core ML and verify each artifact against it."""
-    from edge.console import console
+    from edge.console import console, progress
     from edge.errors import EdgeError
     from edge.export import export as export_api
 
-    if int8_io not in ("uint8", "int8"):
-        raise EdgeError(f"--int8-io must be uint8 or int8, not '{int8_io}'.")
-    report = export_api(
-        source, formats=_split(format), quantize=_split(quantize) or None, out=out, data=data, max_drop=max_drop,
-        force=force, verify=verify, int8_io=int8_io, calibration_count=calibration_count, opset=opset,
-        per_channel=per_channel, int8_auto=int8_auto, qat=qat, qat_epochs=qat_epochs, threads=threads,
-    )
+    with progress() as bar:
+        overall = bar.add_task("artifacts", total=None, info="")
+        inner = bar.add_task("reference", total=None, info="", visible=False)
+
+        def on_progress(what: str, done: int, total: int) -> None:
+            bar.update(inner, description=what, completed=done, total=total or None, visible=True)
+
+        def on_entry(entry) -> None:
+            bar.update(inner, visible=False)
+            bar.advance(overall)
+            bar.console.print(entry_line(entry), highlight=False)
+
+        report = export_api(
+            source, formats=format, quantize=quantize or None, out=out, data=data, max_drop=max_drop,
+            force=force, verify=verify, int8_io=int8_io, calibration_count=calibration_count, opset=opset,
+            per_channel=per_channel, int8_auto=int8_auto, qat=qat, qat_epochs=qat_epochs, threads=threads,
+            quiet=True, on_start=lambda n: bar.update(overall, total=n), on_progress=on_progress, on_entry=on_entry,
+        )
     console.print(report_table(report))
     for note in report.skipped:
         console.print(f"[dim]skipped: {note}[/]")
@@ -96,15 +108,30 @@ def export(
         raise typer.Exit(1)
 
 
+def entry_line(entry) -> str:
+    """One artifact's result as soon as it is verified (the full table follows at the end)."""
+    from edge.artifacts import PASSED
+
+    mark = "[green]ok[/]" if entry.status == PASSED else f"[yellow]{entry.status}[/]" if entry.ok else "[red]FAIL[/]"
+    name = Path(entry.path).name if entry.path else f"{entry.format} {entry.quantize}"
+    facts = [f"{entry.size_bytes / 1e6:.2f} MB" if entry.size_bytes else "",
+             f"agree {entry.agreement:.1%}" if entry.agreement is not None else "",
+             f"drop {entry.drop_pts:+.2f}" if entry.drop_pts is not None else "",
+             f"convert {entry.export_seconds:.1f} s, verify {entry.verify_seconds:.1f} s"]
+    return f"{mark} {name}: " + ", ".join(f for f in facts if f)
+
+
 def report_table(report):
     """A rich table of the report's entries."""
     from rich.table import Table
+
+    from edge.artifacts import ERROR, FAILED, NOT_VERIFIED, PASSED
 
     ref = f"{report.reference_accuracy:.2%}" if report.reference_accuracy is not None else "-"
     table = Table(title=f"{report.model_name}: verified on {report.held_out_count} held-out images (Keras accuracy {ref})")
     for column in ("artifact", "status", "MB", "accuracy", "drop", "agree", "max |dp|", "secs"):
         table.add_column(column, justify="left" if column in ("artifact", "status") else "right")
-    colours = {"passed": "green", "failed": "red", "error": "red", "not verified": "yellow"}
+    colours = {PASSED: "green", FAILED: "red", ERROR: "red", NOT_VERIFIED: "yellow"}
     for e in report.entries:
         name = Path(e.path).name if e.ok and e.path else f"{e.format} {e.quantize}"
         table.add_row(

@@ -1,4 +1,8 @@
-"""``edge train``: options -> ``edge.train.train``."""
+"""``edge train``: options -> ``edge.train.train``.
+
+Defaults, flag names and choices come from ``TrainConfig`` (never restated here), and the config
+validates every value, so the CLI and the API refuse the same values with the same sentence.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +11,48 @@ from typing import Optional
 
 import typer
 
-from edge.backbones import BACKBONES, DEFAULT_BACKBONE
+from edge.backbones import BACKBONES
 from edge.cli.app import app
+from edge.train.config import CLASS_WEIGHTS, DEVICES, MIXED_PRECISION, TrainConfig, flag, format_split
+
+DEFAULTS = TrainConfig()
+
+
+def _option(name: str, help: str, default=None, **kwargs):
+    """A typer option for the TrainConfig field ``name``: its flag, and its default unless given."""
+    value = getattr(DEFAULTS, name) if default is None else default
+    return typer.Option(value, flag(name), help=help, **kwargs)
 
 
 @app.command(no_args_is_help=True)
 def train(
     data: Path = typer.Argument(..., help="Folder of class sub-folders, a folder split into train/, val/ and optional test/, or a CSV file."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run goes (default: runs/<data folder name>, a new name if taken)."),
-    backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", help=f"One of: {', '.join(BACKBONES)}."),
-    weights: str = typer.Option("imagenet", "--weights", help="imagenet (Keras download/cache), none (train from scratch), or PATH to a weights file."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Square input size in pixels (default: the backbone's own, e.g. 224)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Width multiplier for MobileNet backbones (e.g. 0.35, 0.5, 1.0)."),
-    epochs: int = typer.Option(20, "--epochs", help="Stage 1 epochs: the head on cached bottleneck features (whole network with --weights none)."),
-    fine_tune_epochs: int = typer.Option(10, "--fine-tune-epochs", help="Stage 2 epochs: fine-tune the top backbone layers (0 skips it)."),
-    fine_tune_from: Optional[str] = typer.Option(None, "--fine-tune-from", help="First backbone layer to unfreeze (default: the backbone's own choice)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Global batch size."),
-    learning_rate: float = typer.Option(1e-3, "--lr", help="Learning rate of stage 1."),
-    fine_tune_learning_rate: float = typer.Option(1e-4, "--fine-tune-lr", help="Learning rate of stage 2."),
-    dropout: float = typer.Option(0.2, "--dropout", help="Dropout before the softmax head."),
-    label_smoothing: float = typer.Option(0.1, "--label-smoothing", help="Label smoothing of the cross-entropy loss."),
-    class_weights: str = typer.Option("auto", "--class-weights", help="auto (balanced when classes are imbalanced >1.5x), balanced, none."),
-    patience: int = typer.Option(5, "--patience", help="Early stopping patience in epochs on val accuracy (0 = off); best weights restored."),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Flip/rotate/zoom/contrast/brightness on training images."),
-    split: str = typer.Option("80/10/10", "--split", help="Train/val/test percentages for a folder or CSV dataset."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="CSV of filename,label (filenames relative to DATA)."),
-    seed: int = typer.Option(42, "--seed", help="Seed for the split, initialisation and augmentation."),
-    mixed_precision: str = typer.Option("auto", "--mixed-precision", help="auto (on for GPUs with float16 units), on, off."),
-    devices: str = typer.Option("auto", "--devices", help="auto, cpu, gpu, or cpu:N (mirror over N logical CPUs)."),
+    backbone: str = _option("backbone", f"One of: {', '.join(BACKBONES)}."),
+    weights: str = _option("weights", "imagenet (Keras download/cache), none (train from scratch), or PATH to a weights file."),
+    image_size: Optional[int] = _option("image_size", "Square input size in pixels (default: the backbone's own, e.g. 224)."),
+    alpha: Optional[float] = _option("alpha", "Width multiplier for MobileNet backbones (e.g. 0.35, 0.5, 1.0)."),
+    epochs: int = _option("epochs", "Stage 1 epochs: the head on cached bottleneck features (whole network with --weights none)."),
+    fine_tune_epochs: int = _option("fine_tune_epochs", "Stage 2 epochs: fine-tune the top backbone layers (0 skips it)."),
+    fine_tune_from: Optional[str] = _option("fine_tune_from", "First backbone layer to unfreeze (default: the backbone's own choice)."),
+    batch_size: int = _option("batch_size", "Global batch size."),
+    learning_rate: float = _option("learning_rate", "Learning rate of stage 1."),
+    fine_tune_learning_rate: float = _option("fine_tune_learning_rate", "Learning rate of stage 2."),
+    dropout: float = _option("dropout", "Dropout before the softmax head."),
+    label_smoothing: float = _option("label_smoothing", "Label smoothing of the cross-entropy loss."),
+    class_weights: str = _option("class_weights", f"{', '.join(CLASS_WEIGHTS)} (auto: balanced when classes are imbalanced >1.5x)."),
+    patience: int = _option("patience", "Early stopping patience in epochs on val accuracy (0 = off); best weights restored."),
+    augment: bool = typer.Option(DEFAULTS.augment, "--augment/--no-augment", help="Flip/rotate/zoom/contrast/brightness on training images."),
+    split: str = _option("split", "Train/val/test percentages for a folder or CSV dataset.", default=format_split(DEFAULTS.split)),
+    csv: Optional[Path] = _option("csv", "CSV of filename,label (filenames relative to DATA)."),
+    csv_allow_outside: bool = _option("csv_allow_outside", "Accept CSV rows whose files lie outside the data folder (../, absolute paths)."),
+    seed: int = _option("seed", "Seed for the split, initialisation and augmentation."),
+    mixed_precision: str = _option("mixed_precision", f"{', '.join(MIXED_PRECISION)} (auto: on for GPUs with float16 units)."),
+    devices: str = _option("devices", f"{', '.join(DEVICES)}, or cpu:N (mirror over N logical CPUs)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --run-dir (running the same command again does too)."),
-    force: bool = typer.Option(False, "--force", help="Replace a finished run in --run-dir."),
+    force: bool = typer.Option(False, "--force", help="Replace a finished edge run in --run-dir (the old run stays until the new one has finished)."),
 ) -> None:
     """Fine-tune a pretrained backbone on a folder of photos; writes a run directory."""
-    from edge.data.split import parse_fractions
-    from edge.train import TrainConfig
     from edge.train import train as train_api
 
     config = TrainConfig(
@@ -48,25 +60,22 @@ def train(
         fine_tune_epochs=fine_tune_epochs, fine_tune_from=fine_tune_from, batch_size=batch_size,
         learning_rate=learning_rate, fine_tune_learning_rate=fine_tune_learning_rate, dropout=dropout,
         label_smoothing=label_smoothing, class_weights=class_weights, patience=patience, augment=augment,
-        split=parse_fractions(split), seed=seed, csv=str(csv) if csv else None,
+        split=split, seed=seed, csv=str(csv) if csv else None, csv_allow_outside=csv_allow_outside,
         mixed_precision=mixed_precision, devices=devices,
     )
-    _check_choice("--class-weights", class_weights, ("auto", "balanced", "none"))
-    _check_choice("--mixed-precision", mixed_precision, ("auto", "on", "off"))
     try:
         train_api(data, run_dir=run_dir, config=config, force=force, resume=resume)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         from edge.console import err_console
 
-        err_console.print(
-            "[yellow]Interrupted.[/] The run is unfinished; run the same command again (or add --resume) "
-            "to continue from the last completed epoch."
-        )
+        if getattr(exc, "resumable", True):
+            err_console.print(
+                "[yellow]Interrupted.[/] The run is unfinished; run the same command again (or add --resume) "
+                "to continue from the last completed epoch."
+            )
+        else:
+            err_console.print(
+                f"[yellow]Interrupted.[/] The replacement was discarded; {getattr(exc, 'run_dir', 'the run directory')} "
+                "still holds the previous run.", highlight=False,
+            )
         raise typer.Exit(130) from None
-
-
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    from edge.errors import EdgeError
-
-    if value not in choices:
-        raise EdgeError(f"{option} must be one of {', '.join(choices)}, not '{value}'.")

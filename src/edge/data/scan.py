@@ -1,26 +1,50 @@
-"""Scanning a dataset before training: find the images, validate every file, fail early and clearly.
+"""Scanning a dataset before training: find the images, validate every file and label, fail early and clearly.
 
 Accepted layouts: a folder of class sub-folders; a folder already split into ``train/``, ``val/``
-and optional ``test/`` (each with class sub-folders); a CSV of ``filename,label``. Bad files are
-skipped and listed, never allowed to crash training half-way.
+and optional ``test/`` (each with class sub-folders); a CSV of ``filename,label`` rows. Bad files
+are skipped and listed, never allowed to crash training half-way (what "bad" means, and the rule
+for big images, is in ``edge.data.images``).
+
+Labels are checked here, once, for every layout: a label is not empty, has no control or
+line-break character (labels.txt holds one per line), has no leading or trailing space (folder
+names; CSV cells are stripped), and is unique after normalisation (Unicode NFC and case folding:
+``Daisy`` and ``daisy`` are refused as two spellings of one class). Labels are stored in NFC.
+A class folder that is a symbolic link into the data folder itself is refused (it would repeat
+other images as a new class); links to folders elsewhere are followed.
+
+A CSV has the file name in its first column and the label in its second. Its first row is a
+header when its first cell is not an image file name (``filename,label``, ``image,class``, ...);
+a header that names its columns (``file``/``filename``/``path``/``image``...,
+``label``/``class``/``category``...) may list them in any order. File names are relative to the
+data folder, and a name that leaves it (``../x.jpg``, an absolute path elsewhere) is refused unless
+``allow_outside`` is set. A row repeating an earlier one (same file, same label) is skipped.
+
+Byte-identical images under two different labels, and one file listed under two labels, are not
+fatal: they are listed in ``ScannedData.conflicts`` (and the report) for the caller to warn about.
+Only files of equal size are hashed, so this costs almost nothing.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
-from collections import Counter
+import unicodedata
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
-from edge.data.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
+from edge.data.images import IMAGE_EXTENSIONS, check_image
 from edge.errors import EdgeError
 from edge.rundir import SPLITS, Sample
 
 PRESPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+FILE_COLUMNS = ("filename", "file", "file_name", "filepath", "file_path", "path", "image", "image_path", "img")
+LABEL_COLUMNS = ("label", "class", "class_name", "category", "target")
+ALLOW_OUTSIDE_OPTION = "--csv-allow-outside"  # the CLI's name for scan(allow_outside=True), quoted in messages
+_BAD_CATEGORIES = {"Cc": "a control character", "Zl": "a line break", "Zp": "a line break",
+                   "Cs": "a character that is not valid UTF-8"}
 
 
 @dataclass(frozen=True)
@@ -29,9 +53,25 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """The same image reaching training under more than one label."""
+
+    paths: tuple[str, ...]
+    labels: tuple[str, ...]
+    kind: str  # "same file" (one file listed under several labels) | "identical files" (same bytes)
+
+    def describe(self) -> str:
+        """One line for a warning, e.g. ``identical files under 'cat' and 'dog': a.jpg, b.jpg``."""
+        return f"{self.kind} under {' and '.join(map(repr, self.labels))}: {', '.join(self.paths)}"
+
+    def to_report(self) -> dict:
+        return {"kind": self.kind, "labels": list(self.labels), "paths": list(self.paths)}
+
+
 @dataclass
 class ScannedData:
-    """The validated images of a dataset and what was skipped."""
+    """The validated images of a dataset, what was skipped, and images found under two labels."""
 
     root: Path
     layout: str  # "folders" | "presplit" | "csv"
@@ -39,6 +79,8 @@ class ScannedData:
     samples: list[Sample]  # all usable images (folders / csv layouts)
     presplit: dict[str, list[Sample]] = field(default_factory=dict)  # presplit layout
     skipped: list[Skipped] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    csv_file: Path | None = None  # csv layout
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per label: images per split (presplit) or in total (``all``)."""
@@ -53,16 +95,20 @@ class ScannedData:
         return {
             "root": str(self.root),
             "layout": self.layout,
+            "csv": str(self.csv_file) if self.csv_file else None,
             "labels": self.labels,
             "counts": self.counts(),
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "conflicts": [c.to_report() for c in self.conflicts],
         }
 
 
-def scan(data: str | Path, csv_file: str | Path | None = None, min_per_class: int = 3, progress=None) -> ScannedData:
+def scan(data: str | Path, csv_file: str | Path | None = None, min_per_class: int = 3, progress=None,
+         allow_outside: bool = False) -> ScannedData:
     """Find and validate every image of a dataset; raise EdgeError for fatal problems.
 
-    ``min_per_class`` is the fewest usable images a class needs (one per split by default).
+    ``min_per_class`` is the fewest usable images a class needs (one per split by default);
+    ``allow_outside`` lets CSV rows name files outside the data folder.
     """
     data = Path(data).expanduser()
     if csv_file is None and data.is_file() and data.suffix.lower() == ".csv":
@@ -75,14 +121,42 @@ def scan(data: str | Path, csv_file: str | Path | None = None, min_per_class: in
         raise EdgeError(f"Data directory {data} is not readable.")
 
     if csv_file is not None:
-        result = _scan_csv(data, Path(csv_file).expanduser(), progress)
+        result = _scan_csv(data, Path(csv_file).expanduser(), progress, allow_outside)
     elif _presplit_dirs(data):
         result = _scan_presplit(data, progress)
     else:
         result = _scan_folders(data, progress)
     _check(result, min_per_class)
+    result.conflicts = find_conflicts(result.samples, result.labels)
     return result
 
+
+# --- labels ------------------------------------------------------------------------------------
+
+def label_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a label, as the end of a sentence ("is empty", ...); None when it can."""
+    if not text.strip():
+        return "is empty"
+    for char in text:
+        what = _BAD_CATEGORIES.get(unicodedata.category(char))
+        if what:
+            return f"contains {what} (U+{ord(char):04X})"
+    if text != text.strip():
+        return "starts or ends with a space"
+    return None
+
+
+def _label_key(label: str) -> str:
+    return unicodedata.normalize("NFC", label).casefold()
+
+
+def _two(a: str, b: str) -> tuple[str, str]:
+    """``a`` and ``b`` quoted so that they can be told apart (escaped when they look the same)."""
+    same = unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+    return (ascii(a), ascii(b)) if same else (repr(a), repr(b))
+
+
+# --- layouts -----------------------------------------------------------------------------------
 
 def _presplit_dirs(root: Path) -> dict[str, Path]:
     found = {}
@@ -98,6 +172,37 @@ def _subdirs(path: Path) -> list[Path]:
         return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     except PermissionError as exc:
         raise EdgeError(f"Directory {path} is not readable.") from exc
+
+
+def _refuse_inner_link(folder: Path, root: Path, what: str) -> None:
+    """A folder that is a symbolic link resolving inside the data folder would repeat its images."""
+    if not folder.is_symlink():
+        return
+    target, inside = folder.resolve(), root.resolve()
+    if target == inside or inside in target.parents:
+        raise EdgeError(f"{what} is a symbolic link to {target}, inside the data folder itself; remove the link, "
+                        f"since it would use the same images twice.")
+
+
+def _class_folders(parent: Path, root: Path, prefix: str = "") -> dict[str, Path]:
+    """Label (NFC) -> class folder for the sub-folders of ``parent``, every name checked as a label."""
+    found: dict[str, Path] = {}
+    shown: dict[str, str] = {}  # normalised key -> folder name as the user sees it
+    for folder in _subdirs(parent):
+        where = prefix + folder.name
+        _refuse_inner_link(folder, root, f"Class folder {where!r}")
+        problem = label_problem(folder.name)
+        if problem:
+            raise EdgeError(f"Class folder {where!r} {problem}; rename the folder (its name is the class label).")
+        label = unicodedata.normalize("NFC", folder.name)
+        key = _label_key(label)
+        if key in shown:
+            a, b = _two(shown[key], where)
+            raise EdgeError(f"Class folders {a} and {b} differ only in letter case or Unicode form; "
+                            f"merge or rename them so that each class has one name.")
+        shown[key] = where
+        found[label] = folder
+    return found
 
 
 def _list_class_files(class_dir: Path, skipped: list[Skipped]) -> list[Path]:
@@ -118,11 +223,11 @@ def _list_class_files(class_dir: Path, skipped: list[Skipped]) -> list[Path]:
 
 def _scan_folders(root: Path, progress) -> ScannedData:
     skipped: list[Skipped] = []
-    class_dirs = _subdirs(root)
+    folders = _class_folders(root, root)
     for f in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
         skipped.append(Skipped(str(f), "image not inside a class folder"))  # LICENSE/README files are fine
-    labels = [d.name for d in class_dirs]
-    candidates = {label: _list_class_files(d, skipped) for label, d in zip(labels, class_dirs)}
+    labels = sorted(folders)
+    candidates = {label: _list_class_files(folders[label], skipped) for label in labels}
     samples = _validate(candidates, labels, skipped, progress)
     return ScannedData(root, "folders", labels, samples, skipped=skipped)
 
@@ -130,63 +235,100 @@ def _scan_folders(root: Path, progress) -> ScannedData:
 def _scan_presplit(root: Path, progress) -> ScannedData:
     skipped: list[Skipped] = []
     dirs = _presplit_dirs(root)
-    labels = sorted({d.name for split_dir in dirs.values() for d in _subdirs(split_dir)})
+    per_split: dict[str, dict[str, Path]] = {}
+    shown: dict[str, str] = {}  # normalised key -> "split/folder" first seen
+    for split, split_dir in sorted(dirs.items()):
+        _refuse_inner_link(split_dir, root, f"Split folder {split_dir.name!r}")
+        per_split[split] = _class_folders(split_dir, root, f"{split_dir.name}/")
+        for label in per_split[split]:
+            where = f"{split_dir.name}/{label}"
+            first = shown.setdefault(_label_key(label), where)
+            if first.split("/", 1)[1] != label:
+                a, b = _two(first, where)
+                raise EdgeError(f"Class folders {a} and {b} differ only in letter case or Unicode form; "
+                                f"rename one so that each class has one name in every split.")
+    labels = sorted({label for folders in per_split.values() for label in folders})
     presplit: dict[str, list[Sample]] = {}
     for split in SPLITS:
         if split not in dirs:
             continue
-        candidates = {}
-        for label in labels:
-            class_dir = dirs[split] / label
-            candidates[label] = _list_class_files(class_dir, skipped) if class_dir.is_dir() else []
+        folders = per_split[split]
+        candidates = {label: _list_class_files(folders[label], skipped) if label in folders else []
+                      for label in labels}
         presplit[split] = _validate(candidates, labels, skipped, progress, f"Checking {split} images")
     samples = [s for split in presplit.values() for s in split]
     return ScannedData(root, "presplit", labels, samples, presplit=presplit, skipped=skipped)
 
 
-def _scan_csv(root: Path, csv_path: Path, progress) -> ScannedData:
+def _read_csv_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
+    """(row number, stripped cells) of every non-blank row; row numbers count from 1 like an editor's lines."""
     if not csv_path.is_file():
         raise EdgeError(f"CSV file {csv_path} does not exist.")
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+            rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(fh), 1)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise EdgeError(f"Could not read CSV file {csv_path}: {exc}.") from exc
-    if rows and [c.strip().lower() for c in rows[0][:2]] in (["filename", "label"], ["path", "label"], ["file", "label"]):
-        rows = rows[1:]
-    bad = next((i for i, row in enumerate(rows) if len(row) < 2), None)
-    if bad is not None:
-        raise EdgeError(f"CSV file {csv_path} line {bad + 1} does not have the two columns filename,label.")
+    return [(n, row) for n, row in rows if any(row)]
+
+
+def _csv_columns(root: Path, rows: list[tuple[int, list[str]]]) -> tuple[int, int, list[tuple[int, list[str]]]]:
+    """(file column, label column, data rows): the header, when there is one, is recognised and dropped."""
+    first = rows[0][1] if rows else []
+    if not first or Path(first[0]).suffix.lower() in IMAGE_EXTENSIONS or (root / first[0]).is_file():
+        return 0, 1, rows
+    names = [c.lower().replace(" ", "_") for c in first]
+    file_col = next((i for i, c in enumerate(names) if c in FILE_COLUMNS), 0)
+    label_col = next((i for i, c in enumerate(names) if c in LABEL_COLUMNS), 1 if file_col == 0 else 0)
+    return file_col, label_col, rows[1:]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies in ``root``, judged on the names (links inside the folder may point anywhere)."""
+    return Path(os.path.normpath(os.path.abspath(path))).is_relative_to(os.path.normpath(os.path.abspath(root)))
+
+
+def _scan_csv(root: Path, csv_path: Path, progress, allow_outside: bool = False) -> ScannedData:
+    file_col, label_col, rows = _csv_columns(root, _read_csv_rows(csv_path))
+    if not rows:
+        raise EdgeError(f"CSV file {csv_path} has no rows of filename,label.")
     skipped: list[Skipped] = []
-    labels = sorted({row[1].strip() for row in rows})
-    candidates: dict[str, list[Path]] = {label: [] for label in labels}
-    for filename, label, *_ in rows:
-        path = Path(filename.strip())
+    candidates: dict[str, list[Path]] = defaultdict(list)
+    first_row: dict[str, tuple[str, int]] = {}  # normalised label -> (label, row) first seen
+    seen: dict[tuple[str, str], int] = {}  # (file, label) -> row
+    for n, row in rows:
+        if len(row) <= max(file_col, label_col):
+            raise EdgeError(f"Row {n} of CSV file {csv_path} does not have the two columns filename,label.")
+        filename, raw = row[file_col], row[label_col]
+        if not filename:
+            raise EdgeError(f"Row {n} of CSV file {csv_path} has an empty file name.")
+        problem = label_problem(raw)
+        if problem == "is empty":
+            raise EdgeError(f"Row {n} of CSV file {csv_path} has an empty label.")
+        if problem:
+            raise EdgeError(f"Row {n} of CSV file {csv_path} has a label that {problem}: {raw!r}.")
+        label = unicodedata.normalize("NFC", raw)
+        other, m = first_row.setdefault(_label_key(label), (label, n))
+        if other != label:
+            a, b = _two(other, label)
+            raise EdgeError(f"CSV file {csv_path} spells one label two ways, {a} (row {m}) and {b} (row {n}), "
+                            f"differing only in letter case or Unicode form; use one spelling per class.")
+        path = Path(filename).expanduser()
         path = path if path.is_absolute() else root / path
-        candidates[label.strip()].append(path)
+        if not allow_outside and not _inside(path, root):
+            raise EdgeError(f"Row {n} of CSV file {csv_path} names {filename!r}, which is outside the data folder "
+                            f"{root}; move the file into it or allow files outside it ({ALLOW_OUTSIDE_OPTION}).")
+        m = seen.setdefault((os.path.normpath(os.path.abspath(path)), label), n)
+        if m != n:
+            skipped.append(Skipped(str(path), f"repeats row {m} of {csv_path.name} (same file and label)"))
+            continue
+        candidates[label].append(path)
+    labels = sorted(candidates)
     samples = _validate(candidates, labels, skipped, progress)
-    return ScannedData(root, "csv", labels, samples, skipped=skipped)
+    return ScannedData(root, "csv", labels, samples, skipped=skipped, csv_file=csv_path)
 
 
-def check_image(path: Path) -> str | None:
-    """Return None when ``path`` decodes as an image, else a short reason."""
-    try:
-        if path.stat().st_size == 0:
-            return "empty file (0 bytes)"
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})"
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (64, 64))  # JPEG: decode at reduced scale; still reads the whole stream
-            img.load()
-        return None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        try:  # some formats reject draft(); confirm with a full decode before giving up
-            open_rgb(path)
-            return None
-        except ImageReadError:
-            return f"not a readable image ({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__})"
-
+# --- validation ----------------------------------------------------------------------------------
 
 def _validate(candidates: dict[str, list[Path]], labels: list[str], skipped: list[Skipped], progress,
               description: str = "Checking images") -> list[Sample]:
@@ -205,10 +347,71 @@ def _validate(candidates: dict[str, list[Path]], labels: list[str], skipped: lis
     return samples
 
 
+def find_conflicts(samples: list[Sample], labels: list[str]) -> list[Conflict]:
+    """Files, or byte-identical copies, that appear under more than one label.
+
+    Only files whose size another file of a different label shares are read, first their first
+    64 KiB, then (if those match too) in full.
+    """
+    labels_of: dict[str, set[int]] = defaultdict(set)
+    for s in samples:
+        labels_of[s.path].add(s.label)
+    conflicts = [Conflict((path,), tuple(labels[i] for i in sorted(found)), "same file")
+                 for path, found in labels_of.items() if len(found) > 1]
+
+    def mixed(paths: list[str]) -> bool:
+        return len(paths) > 1 and len(set().union(*(labels_of[p] for p in paths))) > 1
+
+    groups: list[list[str]] = [g for g in _group(labels_of, _size).values() if mixed(g)]
+    for key in (_head_digest, _digest):
+        groups = [g for group in groups for g in _group(group, key).values() if mixed(g)]
+    for group in groups:
+        found = set().union(*(labels_of[p] for p in group))
+        conflicts.append(Conflict(tuple(sorted(group)), tuple(labels[i] for i in sorted(found)), "identical files"))
+    return conflicts
+
+
+def _group(paths, key) -> dict:
+    out: dict = defaultdict(list)
+    for path in paths:
+        value = key(path)
+        if value is not None:
+            out[value].append(path)
+    return out
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _head_digest(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read(65536)).digest()
+    except OSError:
+        return None
+
+
+def _digest(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").digest()
+    except OSError:
+        return None
+
+
 def _check(data: ScannedData, min_per_class: int) -> None:
+    source = f"CSV file {data.csv_file}" if data.csv_file else None
     if not data.samples:
+        if source:
+            raise EdgeError(f"No row of {source} names a usable image (file names are relative to {data.root}).")
         raise EdgeError(f"No images found in {data.root}; expected one sub-folder per class with images inside.")
     if len(data.labels) < 2:
+        if source:
+            raise EdgeError(f"{source} has only one label ({data.labels[0]}); a classifier needs at least two.")
         raise EdgeError(
             f"Found only one class ({data.labels[0]}) in {data.root}; a classifier needs at least two class folders."
         )
@@ -217,10 +420,12 @@ def _check(data: ScannedData, min_per_class: int) -> None:
         counts = Counter(s.label for s in samples)
         for i, label in enumerate(data.labels):
             n = counts.get(i, 0)
-            where = f"{split}/{label}" if data.presplit else label
             if n == 0 and split in ("all", "train"):
-                raise EdgeError(f"Class folder '{where}' has no usable images.")
+                if source:
+                    raise EdgeError(f"No row of {source} with the label {label!r} names a usable image.")
+                where = f"{split}/{label}" if data.presplit else label
+                raise EdgeError(f"Class folder {where!r} has no usable images.")
             if split == "all" and n < min_per_class:
                 raise EdgeError(
-                    f"Class '{label}' has only {n} usable image(s); the split needs at least {min_per_class} per class."
+                    f"Class {label!r} has only {n} usable image(s); the split needs at least {min_per_class} per class."
                 )

@@ -10,14 +10,18 @@ Up to ``len(SHAPES)`` classes are named after their shape ("circle", "square", .
 combine shape x colour x texture and are named after all three ("blue_star", "red_circle_dots").
 Every image is drawn from its own random stream seeded by ``(seed, class, index)``, so the same
 arguments always give byte-identical files. Pure PIL + NumPy: importing this never loads TensorFlow.
+
+The dataset is drawn into a hidden sibling folder, which gets edge's synth marker
+(``.edge-synth.json``: the arguments that drew it), and is then swapped in. ``force`` replaces only a
+folder carrying that marker, and only once the new dataset is complete.
 """
 
 from __future__ import annotations
 
 import colorsys
 import io
+import json
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from edge.errors import EdgeError
-from edge.fileio import remove
+from edge.fileio import atomic_write_text, ensure_writable_dir, os_reason, remove, sibling_dir, swap_in_dir
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "stripes", "crescent")
 # Colour families (name, hue in [0, 1)); ordered so the first few are as far apart as possible.
@@ -43,6 +47,8 @@ TEXTURES = ("solid", "stripes", "gradient", "dots", "checker")
 FORMATS = ("jpg", "png", "mixed")
 MAX_CLASSES = len(SHAPES) * len(PALETTES) * len(TEXTURES)
 SUPERSAMPLE = 2
+MARKER = ".edge-synth.json"  # edge's proof that it drew a folder (what --force may replace)
+MARKER_KIND = "edge-synth"
 
 
 @dataclass(frozen=True)
@@ -107,15 +113,23 @@ def synth(
     """Write ``classes`` x ``per_class`` drawn images to ``out_dir/<class>/<class>_<i>.<ext>``.
 
     The tree is written to a temporary sibling and renamed into place, so an interrupted run
-    leaves nothing half-written. A non-empty ``out_dir`` is refused unless ``force`` is set, in
-    which case it is replaced.
+    leaves nothing half-written. A non-empty ``out_dir`` is refused unless ``force`` is set, and
+    even then only a dataset drawn by this function (it carries ``.edge-synth.json``) is replaced,
+    after the new one is complete.
     """
     out_dir = Path(out_dir).expanduser()
+    image_format = image_format.lower() if isinstance(image_format, str) else image_format
     _check_options(classes, per_class, image_size, image_format, seed)
     check_destination(out_dir, force)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_synth_dataset(out_dir):
+        raise EdgeError(f"{out_dir} was not written by edge data synth (it has no {MARKER}); refusing to replace it "
+                        "even with --force.")
     table = class_table(classes)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    ensure_writable_dir(out_dir.absolute().parent, "output folder")
+    try:
+        tmp = sibling_dir(out_dir.absolute(), "tmp")
+    except OSError as exc:
+        raise EdgeError(f"Cannot create a folder beside {out_dir} to draw the dataset in ({os_reason(exc)}).") from None
     counts: dict[str, int] = {}
     try:
         with _progress(quiet) as bar:
@@ -131,9 +145,12 @@ def synth(
                     if bar:
                         bar.update(task, advance=1, info=spec.name)
                 counts[spec.name] = per_class
-        if out_dir.exists():
-            remove(out_dir)
-        tmp.rename(out_dir)
+        marker = {"kind": MARKER_KIND, "classes": classes, "per_class": per_class, "image_size": image_size,
+                  "seed": seed, "format": image_format, "labels": sorted(counts)}
+        atomic_write_text(tmp / MARKER, json.dumps(marker, indent=1) + "\n")
+        swap_in_dir(tmp, out_dir)
+    except OSError as exc:
+        raise EdgeError(f"Cannot write the dataset {out_dir} ({os_reason(exc)}).") from None
     finally:
         remove(tmp)
     return SynthResult(out_dir=out_dir, labels=sorted(counts), counts=dict(sorted(counts.items())))
@@ -362,6 +379,14 @@ def check_destination(out_dir: Path, force: bool) -> None:
         protected = {Path(resolved.anchor), Path.home().resolve(), *Path.cwd().resolve().parents, Path.cwd().resolve()}
         if resolved in protected:
             raise EdgeError(f"Refusing to replace {out_dir} (the root, home or working directory) even with --force.")
+
+
+def is_synth_dataset(path: Path) -> bool:
+    """True only for a folder carrying the marker ``synth`` writes (what ``force`` may replace)."""
+    try:
+        return json.loads((Path(path) / MARKER).read_text(encoding="utf-8")).get("kind") == MARKER_KIND
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class _NoProgress:

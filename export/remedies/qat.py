@@ -1,0 +1,95 @@
+"""Quantization-aware training (``--qat``): fine-tune with fake-quant nodes, then export full int8.
+
+tensorflow-model-optimization works on tf_keras only, which is what edge runs on everywhere
+(``edge.keras_setup``), so importing it here cannot switch the other converters' Keras. It is the
+``qat`` remedy: the last one ``--int8-auto`` tries, and the way ``--qat`` makes int8 directly. The
+model is already a flat functional graph; every layer is annotated except the ``preprocess``
+Rescaling layer, which tfmot does not support (it stays float and is calibrated by the
+representative set). A copy of the model is trained; the source model is never touched.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edge import contract
+from edge.errors import EdgeError, one_line
+from edge.export.gate import ExportContext, export_one
+from edge.export.remedies.base import INT8, Remedy
+from edge.export.report import Entry
+from edge.formats import Format
+
+PREPROCESS_LAYER = contract.PREPROCESS_LAYER
+LEARNING_RATE = 1e-5
+BATCH = 16
+DEFAULT_EPOCHS = 2
+MAX_TRAIN_IMAGES = 2000
+
+
+def quantize_aware_model(model):
+    """An annotated, fake-quantized copy of ``model`` with its weights (not yet trained)."""
+    import tensorflow_model_optimization as tfmot
+
+    from edge.keras_setup import keras
+
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+
+    def clone(layer):
+        fresh = layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, (keras.layers.InputLayer, keras.layers.Rescaling)) or layer.name == PREPROCESS_LAYER:
+            return fresh
+        return annotate(fresh)
+
+    try:
+        annotated = keras.models.clone_model(model, clone_function=clone)
+        annotated.set_weights(model.get_weights())
+        with tfmot.quantization.keras.quantize_scope():
+            return tfmot.quantization.keras.quantize_apply(annotated)
+    except Exception as exc:  # an unsupported layer names itself in tfmot's message
+        raise EdgeError(f"Quantization-aware training cannot wrap this model: {one_line(exc)}.") from exc
+
+
+def train_qat(model, images: np.ndarray, labels: np.ndarray, epochs: int = DEFAULT_EPOCHS, seed: int = 0):
+    """Fine-tune a QAT copy of ``model`` on uint8 ``images`` with integer ``labels``; returns it."""
+    from edge.keras_setup import keras, tf
+
+    if len(images) == 0:
+        raise EdgeError("Quantization-aware training needs the run's training split.")
+    tf.random.set_seed(seed)
+    qat_model = quantize_aware_model(model)
+    qat_model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+                      loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    qat_model.fit(images.astype(np.float32), labels, batch_size=BATCH, epochs=max(1, int(epochs)), shuffle=True,
+                  verbose=0)
+    return qat_model
+
+
+def training_set(ctx: ExportContext) -> tuple[np.ndarray, np.ndarray]:
+    """The run's training split (at most MAX_TRAIN_IMAGES, class-balanced) as uint8 images + labels."""
+    from edge.data.images import load_images
+    from edge.export.calibration import pick
+
+    run = ctx.source.run
+    samples = run.samples("train") if run is not None else []
+    if not samples:
+        raise EdgeError("--qat needs a run directory with a training split (a bare .keras file has none).")
+    chosen = pick(samples, MAX_TRAIN_IMAGES, ctx.spec.seed)
+    return load_images([s.path for s in chosen], ctx.spec.input_size), np.array([s.label for s in chosen], int)
+
+
+def attempt(ctx: ExportContext, fmt: Format) -> Entry:
+    """QAT fine-tune a copy of the model, export int8 with ``fmt`` and verify it (not finalized)."""
+    start = time.perf_counter()
+    images, labels = training_set(ctx)
+    qat_model = train_qat(ctx.model, images, labels, ctx.qat_epochs, ctx.spec.seed)
+    train_seconds = time.perf_counter() - start
+    entry = export_one(ctx, fmt, INT8, model=qat_model, finalize=False)
+    entry.details.update(method="qat", qat_epochs=int(ctx.qat_epochs), qat_train_images=int(len(images)),
+                         qat_train_seconds=round(train_seconds, 1))
+    entry.export_seconds += train_seconds
+    return entry
+
+
+REMEDY = Remedy("qat", lambda ctx: "quantization-aware training", attempt)

@@ -66,8 +66,11 @@ def _ref(path: Path, quantize: str = "", source_run: str = "") -> ModelRef:
 
 
 def _directory(path: Path) -> list[ModelRef]:
-    listed = artifacts.listed_artifacts(path)
-    if listed:
+    if artifacts.read_report(path) is not None:  # an export folder: exactly what its report vouches for
+        listed = artifacts.listed_artifacts(path)
+        if not listed:
+            raise EdgeError(f"The export report in {path} lists no usable artifact (was the export interrupted?); "
+                            "run edge export again or pass the model files.")
         run = artifacts.source_run(path)
         return [_ref(item.path, item.quantize, str(run) if run else "") for item in listed]
     if is_finished(path):  # a run directory
@@ -92,7 +95,7 @@ def read_metadata(ref: ModelRef) -> dict[str, str]:
         return ref.fmt.read_metadata(ref.path)
     except EdgeError:
         raise
-    except Exception as exc:  # noqa: BLE001  (a reader refusing the file: not a model, corrupt)
+    except Exception as exc:
         raise EdgeError(f"{ref.path} is not a readable {ref.fmt.display_name} model ({one_line(exc)}).") from exc
 
 
@@ -123,5 +126,5 @@ def load(ref: ModelRef, threads: int | None, foreign_options: ForeignOptions | N
         return fmt.load(ref.path, threads=threads)
     except EdgeError:
         raise
-    except Exception as exc:  # noqa: BLE001  (a runtime refusing the file: not a model, corrupt)
+    except Exception as exc:
         raise EdgeError(f"{ref.path} could not be loaded as a {fmt.display_name} model ({one_line(exc)}).") from exc

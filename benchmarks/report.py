@@ -1,8 +1,8 @@
 """Presenting a bench: rich table, ``bench.json``, a README-ready Markdown table, a PNG chart.
 
-The chart plots accuracy against p50 latency, one marker per artifact and thread count, marker
-area proportional to file size. Models without a latency (Core ML off macOS) are listed in the
-table with "n/a on this OS" and left out of the chart.
+The chart plots accuracy against p50 latency, one marker per artifact and thread count, one colour
+per format, marker area proportional to file size, the Pareto front labelled. Models without a
+latency here (Core ML off macOS) are listed in the table as "n/a" and noted under the chart.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from edge import formats as registry
 from edge.errors import EdgeError
 from edge.fileio import atomic_path, atomic_write_text
 from edge.formats import Format
+from edge.tables import Field, abbreviate, fit, wrapped
 
 JSON_FILE = "bench.json"
 MARKDOWN_FILE = "bench.md"
@@ -37,7 +38,9 @@ def _pct(value) -> str:
 
 
 def _ms(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}"  # sub-millisecond latencies keep 3 digits
 
 
 def _size(n: int) -> str:
@@ -66,8 +69,14 @@ def short_runtime(runtime: str) -> str:
 
 COLUMNS = ("model", "runtime", "threads", "top-1", "top-5", "agree", "drop pts", "p50 ms", "p90 ms", "p99 ms",
            "mean ms", "std ms", "min ms", "img/s", "x floor", "size", "load s", "peak MB")
-# What the terminal table keeps when it is narrow (the Markdown and JSON always have everything).
-NARROW = ("model", "runtime", "threads", "top-1", "agree", "drop pts", "p50 ms", "p90 ms", "p99 ms", "size")
+# The terminal table: every column when the terminal is wide enough, else the ones not optional
+# (the Markdown and JSON always have everything), else one block per model (edge.tables.fit).
+FIELDS = tuple(
+    Field(name, "left" if name in ("model", "runtime") else "right",
+          optional=name in ("p90 ms", "p99 ms", "mean ms", "std ms", "min ms", "img/s", "x floor", "load s", "peak MB"))
+    for name in COLUMNS
+)
+NOT_AVAILABLE = "n/a"
 
 
 def row_cells(row) -> dict[str, str]:
@@ -83,34 +92,57 @@ def row_cells(row) -> dict[str, str]:
     ]))
 
 
-def table(result, width: int = 200):
-    from rich.table import Table
+def latency_note(row) -> str:
+    """Why a row has no latency, as a sentence naming the format ("Core ML: latency n/a on Linux")."""
+    note = row.latency_note
+    if not note:
+        return ""
+    note = note.replace("this OS", platform.system() or "this OS")
+    return f"{_format(row.format).display_name}: latency {note}"
 
-    columns = COLUMNS if width >= 170 else NARROW
-    if not any(r.x_floor is not None for r in result.rows):
-        columns = tuple(c for c in columns if c != "x floor")
-    out = Table(title=f"edge bench: {result.count} images from {result.data}", title_justify="left")
-    for name in columns:
-        out.add_column(name, justify="left" if name in ("model", "runtime") else "right",
-                       no_wrap=name in ("model", "p50 ms"))
+
+def terminal_rows(result) -> tuple[list[dict[str, str]], list[tuple[str, list[str]]]]:
+    """Cells for the terminal (short runtime names, "n/a" latencies) and the footnotes they need
+    (a head and its items: "runtimes:", ["LiteRT = LiteRT 2.3.0 (XNNPACK)", ...])."""
+    runtimes, notes = abbreviate([short_runtime(r.runtime) for r in result.rows])
+    rows = []
     for row in result.rows:
         cells = row_cells(row)
-        out.add_row(*(cells[c] for c in columns), style="red" if row.passed is False else None)
-    return out
+        cells["runtime"] = runtimes.get(cells["runtime"], cells["runtime"])
+        if row.p50_ms is None and row.latency_note:
+            for name in ("p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "min ms"):
+                cells[name] = NOT_AVAILABLE
+        rows.append(cells)
+    footnotes = [("runtimes:", notes)] if notes else []
+    unmeasured = list(dict.fromkeys(latency_note(r) for r in result.rows if r.p50_ms is None and r.latency_note))
+    if unmeasured:
+        footnotes.append(("", unmeasured))
+    return rows, footnotes
+
+
+def table(result, width: int = 200):
+    """The bench as a table that fits ``width`` columns (see ``edge.tables.fit``)."""
+    rows, _ = terminal_rows(result)
+    fields = [f for f in FIELDS if f.name in ("model", "runtime") or any(r[f.name] != "-" for r in rows)]
+    return fit(rows, fields, width, title=f"edge bench: {result.count} images from {result.data}",
+               styles=["red" if r.passed is False else None for r in result.rows])
 
 
 def print_summary(result, console) -> None:
     console.print(table(result, console.width))
+    _, footnotes = terminal_rows(result)
+    for head, items in footnotes:  # wrapped between items only: no runtime name split across lines
+        console.print(wrapped(f"[dim]{head}[/]", [f"[dim]{item}[/]" for item in items], console.width, "; "))
     if result.reference:
         console.print(f"[dim]reference: {result.reference} ({result.reference_runtime}); batch {result.options['batch']}; "
                       "top-5 shown only for more than 5 classes; peak MB = growth of peak resident memory while "
-                      "loading and running the model.[/]")
+                      "loading and running the model; every column is in bench.md and bench.json.[/]", highlight=False)
     for text in result.warnings:
         console.print(f"[yellow]warning:[/] {text}", highlight=False)
     failed = [row for row in result.rows if row.passed is False]
     if failed:
         console.print(f"[bold red]FAIL[/]: {', '.join(sorted({r.name for r in failed}))} dropped more than "
-                      f"{result.max_drop:g} points of accuracy.")
+                      f"{result.max_drop:g} points of accuracy.", highlight=False)
 
 
 def markdown(result) -> str:
@@ -129,8 +161,47 @@ def markdown(result) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf")
+THREAD_MARKERS = "osD^v"
+
+
+def pareto_front(points) -> list:
+    """The rows no other row beats on both axes (lower p50 latency and higher accuracy)."""
+    front = []
+    for row in points:
+        dominated = any(
+            other is not row and other.p50_ms <= row.p50_ms and other.accuracy >= row.accuracy
+            and (other.p50_ms < row.p50_ms or other.accuracy > row.accuracy)
+            for other in points
+        )
+        if not dominated:
+            front.append(row)
+    return sorted(front, key=lambda r: r.p50_ms)
+
+
+def _size_label(n: float) -> str:
+    return f"{n / 1e6:.3g} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
 def chart_png(result, path: Path) -> Path | None:
-    """Accuracy vs p50 latency; marker area ~ file size. None when no row has both numbers."""
+    """``bench.png`` (see ``chart``); None when no row has both an accuracy and a latency."""
+    fig = chart(result)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight", pad_inches=0.15)
+    plt.close(fig)
+    return path
+
+
+def chart(result):
+    """Top-1 accuracy vs p50 latency as a matplotlib figure: one colour per format (legend), marker
+    area = file size (size key), marker shape = thread count, the Pareto front labelled, a dashed
+    line at the reference's accuracy, and the formats without a latency here noted under the axes."""
     points = [r for r in result.rows if r.p50_ms is not None and r.accuracy is not None]
     if not points:
         return None
@@ -138,42 +209,99 @@ def chart_png(result, path: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(12, 6))
-    biggest = max(r.size_bytes for r in points) or 1
-    palette = ("tab:blue", "tab:orange", "tab:purple", "tab:green", "tab:red", "tab:brown")
-    colors = {fmt.name: palette[i % len(palette)] for i, fmt in enumerate(registry.all_formats())}
-    markers = "os^Dv"
+    fig, ax = plt.subplots(figsize=(9, 5.2))
+    formats_here = list(dict.fromkeys(r.format for r in result.rows))
+    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(formats_here)}
     threads = sorted({r.threads or 0 for r in points})
-    legend = []
-    for number, row in enumerate(points, 1):
-        area = 60 + 1400 * row.size_bytes / biggest
-        ax.scatter(row.p50_ms, row.accuracy * 100, s=area, alpha=0.5, color=colors.get(row.format, "tab:gray"),
-                   marker=markers[threads.index(row.threads or 0) % len(markers)], edgecolors="black", linewidths=0.6)
-        ax.annotate(str(number), (row.p50_ms, row.accuracy * 100), fontsize=8, ha="center", va="center")
-        legend.append(f"{number:>2} {row.name} {row.threads or '-'}thr {row.p50_ms:.2f}ms {row.accuracy * 100:.1f}%")
-    fig.text(0.66, 0.92, "\n".join(legend), fontsize=7, va="top", family="monospace")
-    fig.subplots_adjust(left=0.06, right=0.64, top=0.92, bottom=0.1)
-    if max(r.p50_ms for r in points) / max(min(r.p50_ms for r in points), 1e-9) > 20:
+    biggest = max(max(r.size_bytes for r in points), 1)
+
+    def area(size: float) -> float:  # marker area in points^2, proportional to the file size
+        return 30 + 570 * size / biggest
+
+    for row in points:
+        ax.scatter(row.p50_ms, row.accuracy * 100, s=area(row.size_bytes), color=colors[row.format], alpha=0.7,
+                   marker=THREAD_MARKERS[threads.index(row.threads or 0) % len(THREAD_MARKERS)],
+                   edgecolors="black", linewidths=0.6, clip_on=False, zorder=3)
+
+    # Axes: padded around the data (never below 0% or above 100%); log latency when it spans > 5x.
+    ys = [r.accuracy * 100 for r in points]
+    references = sorted({r.reference_accuracy for r in result.rows if r.reference_accuracy is not None})
+    lo, hi = min(ys + [v * 100 for v in references]), max(ys + [v * 100 for v in references])
+    pad = max(hi - lo, 2.0) * 0.18
+    ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+    xs = [r.p50_ms for r in points]
+    if max(xs) / max(min(xs), 1e-9) > 5:
+        from matplotlib.ticker import FuncFormatter, LogLocator
+
         ax.set_xscale("log")
-    ax.set_xlabel("p50 latency per batch (ms, lower is better; marker shape = thread count)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"edge bench: accuracy vs latency ({result.count} images; marker area = file size)", fontsize=10)
+        ax.set_xlim(min(xs) / 1.4, max(xs) * 1.4)
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    else:
+        spread = max(max(xs) - min(xs), max(xs) * 0.2, 1e-3)
+        ax.set_xlim(max(0.0, min(xs) - 0.15 * spread), max(xs) + 0.15 * spread)
+    for value in references[:1]:
+        ax.axhline(value * 100, color="gray", linestyle="--", linewidth=0.8, zorder=1)
+        ax.annotate(f"reference {value * 100:.1f}%", (0.005, value * 100), xycoords=("axes fraction", "data"),
+                    fontsize=7, color="gray", va="bottom")
+
+    # Labels on the points that matter: the Pareto front (fastest for its accuracy).
+    several = len(threads) > 1
+    for i, row in enumerate(pareto_front(points)):
+        text = row.name + (f" ({row.threads} thr)" if several and row.threads else "")
+        text += f"\n{_ms(row.p50_ms)} ms, {row.accuracy * 100:.1f}%"
+        ax.annotate(text, (row.p50_ms, row.accuracy * 100), xytext=(10, 10 if i % 2 == 0 else -22),
+                    textcoords="offset points", fontsize=7, zorder=4,
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8),
+                    arrowprops=dict(arrowstyle="-", color="gray", linewidth=0.6))
+
+    # Legends: format colours, the file-size key, thread counts (when several).
+    format_handles = [Line2D([], [], marker="o", linestyle="", markersize=8, color=colors[name],
+                             markeredgecolor="black", label=_format(name).display_name) for name in formats_here
+                      if any(r.format == name for r in points)]
+    first = ax.legend(handles=format_handles, title="format", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      fontsize=8, title_fontsize=8, frameon=False)
+    ax.add_artist(first)
+    smallest = max(min(r.size_bytes for r in points), 1)
+    sizes = sorted({smallest, biggest} | ({(smallest * biggest) ** 0.5} if biggest > 4 * smallest else set()))
+    size_handles = [ax.scatter([], [], s=area(v), color="lightgray", edgecolors="black", linewidths=0.6,
+                               label=_size_label(v)) for v in sizes]
+    second = ax.legend(handles=size_handles, title="file size", loc="upper left", bbox_to_anchor=(1.01, 0.55),
+                       fontsize=8, title_fontsize=8, frameon=False, labelspacing=1.3, borderpad=0.8)
+    if several:
+        ax.add_artist(second)
+        thread_handles = [Line2D([], [], marker=THREAD_MARKERS[i % len(THREAD_MARKERS)], linestyle="",
+                                 color="gray", label=f"{t} thread{'s' if t != 1 else ''}" if t else "default")
+                          for i, t in enumerate(threads)]
+        ax.legend(handles=thread_handles, title="threads", loc="lower left", bbox_to_anchor=(1.01, 0.0),
+                  fontsize=8, title_fontsize=8, frameon=False)
+
+    batch = result.options.get("batch", 1)
+    ax.set_xlabel(f"p50 latency per batch of {batch} (ms; lower is better)", fontsize=9)
+    ax.set_ylabel("top-1 accuracy (%)", fontsize=9)
+    ax.set_title(f"edge bench: accuracy vs latency on {result.count} images", fontsize=10)
     ax.grid(True, alpha=0.3, which="both")
-    if ax.get_xscale() == "linear":
-        ax.set_xlim(left=0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    ax.tick_params(labelsize=8)
+    missing = [f"{r.name}: {latency_note(r)}" + (f" (top-1 {r.accuracy * 100:.1f}%)" if r.accuracy is not None else "")
+               for r in result.rows if r.p50_ms is None and r.latency_note]
+    if missing:
+        ax.text(0.0, -0.13, "\n".join(dict.fromkeys(missing)), transform=ax.transAxes, fontsize=7.5, va="top",
+                color="dimgray")
+    return fig
+
+
+def to_json(result) -> str:
+    """What ``bench.json`` holds (also what ``edge bench --json -`` prints)."""
+    return json.dumps(result.to_dict(), indent=2, default=_plain) + "\n"
 
 
 def write_json(result, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(result.to_dict(), indent=2, default=_plain) + "\n")
+    atomic_write_text(path, to_json(result))
     return path
 
 

@@ -163,7 +163,7 @@ class _Reference:
 
 
 def bench(
-    models: Sequence[str | Path] | str | Path,
+    models: Sequence[str | Path] | str | Path | None = None,
     data: str | Path | None = None,
     run: str | Path | None = None,
     reference: str | Path | None = None,
@@ -175,7 +175,8 @@ def bench(
     """Accuracy, agreement with the reference and CPU latency of every model, side by side.
 
     ``options`` are the fields of ``BenchSettings`` (threads, batch, warmup, runs, time_budget,
-    max_drop, measure_latency, floor, labels, mean, std); ``quiet`` prints nothing.
+    max_drop, measure_latency, floor, labels, mean, std); ``quiet`` prints nothing. ``models=None``:
+    the newest export folder under ``./runs`` (said on screen unless ``quiet``).
     """
     from edge.console import console, quiet_status
 
@@ -186,8 +187,14 @@ def bench(
     settings = BenchSettings(**options)
     status = quiet_status if quiet else console.status
     started = time.perf_counter()
-    if isinstance(models, (str, Path)):
-        models = [models]
+    models = [models] if isinstance(models, (str, Path)) else list(models or [])
+    if not models:
+        from edge.discover import latest_export
+
+        found = latest_export()  # the newest RUN/export under ./runs (edge.discover)
+        if not quiet:
+            console.print(found.describe(), highlight=False)
+        models = [found.path]
     if data is not None and run is not None:
         raise EdgeError("Pass either --data DIR or --run RUN_DIR, not both.")
     refs = model_refs.expand(models)
@@ -334,7 +341,7 @@ def _run_checked(predictor, images: np.ndarray, ref) -> np.ndarray:
         probs = np.asarray(predictor(images))
     except EdgeError:
         raise
-    except Exception as exc:  # noqa: BLE001  (runtime refusing the input)
+    except Exception as exc:
         raise EdgeError(f"{ref.path} does not accept the {spec.input_size[0]}x{spec.input_size[1]} RGB images its "
                         f"metadata asks for (the runtime said: {one_line(exc)}).") from exc
     if probs.ndim != 2 or probs.shape != (len(images), spec.num_classes):

@@ -11,6 +11,6 @@ from edge.callable_package import make_callable
 from edge.export.pipeline import export
 from edge.export.report import Entry, ExportReport
 
-__all__ = ["export", "ExportReport", "Entry"]
+__all__ = ["Entry", "ExportReport", "export"]
 
 make_callable(__name__, export)

@@ -31,7 +31,7 @@ INT8 = "int8"
 
 
 def export(
-    source: str | Path,
+    source: str | Path | None = None,
     formats: str | tuple[str, ...] | list[str] = ExportSettings.formats,
     quantize: str | tuple[str, ...] | list[str] | None = None,
     out: str | Path | None = None,
@@ -45,6 +45,9 @@ def export(
 ) -> ExportReport:
     """Export ``source`` (run dir or .keras) to every requested format and kind, verifying each.
 
+    ``source=None``: the most recently finished run under ``./runs`` (``edge.discover``; said on
+    screen unless ``quiet``).
+
     ``options`` are the fields of ``ExportSettings`` (max_drop, force, verify, int8_io,
     calibration_count, opset, per_channel, int8_auto, qat, qat_epochs, threads). ``on_start(n)``,
     ``on_progress(what, done, total)`` and ``on_entry(entry)`` let a caller show progress; with
@@ -57,6 +60,14 @@ def export(
     settings = ExportSettings(formats=formats, quantize=quantize, **options)  # type: ignore[arg-type]
     plan = make_plan(settings)
     started = time.perf_counter()
+    if source is None:
+        from edge.console import console
+        from edge.discover import latest_run
+
+        found = latest_run()
+        if not quiet:
+            console.print(found.describe(), highlight=False)
+        source = found.path
     src = resolve_source(source)
     spec = src.spec
     out_dir = Path(out).expanduser() if out else _default_out(src)

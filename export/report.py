@@ -16,7 +16,7 @@ from typing import Any
 from edge.artifacts import ERROR, FAILED, NOT_VERIFIED, PASSED, REPORT_FILE, USABLE
 from edge.fileio import atomic_write_text
 
-__all__ = ["Entry", "ExportReport", "PASSED", "FAILED", "ERROR", "NOT_VERIFIED"]
+__all__ = ["ERROR", "FAILED", "NOT_VERIFIED", "PASSED", "Entry", "ExportReport"]
 
 
 @dataclass

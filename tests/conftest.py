@@ -44,6 +44,23 @@ def trained_run(synth_data, tmp_path_factory) -> Path:
     return run_dir
 
 
+# The export every export/bench/Core ML/iOS test shares: every kind of every format, verified on all
+# the synthetic images (one image of the run's small held-out split would be 4 points).
+EXPORT_SET_MAX_DROP = 3.0
+
+
+@pytest.fixture(scope="session")
+def export_set(trained_run, synth_data, tmp_path_factory):
+    """(ExportReport, export folder) of ``trained_run`` in TFLite, ONNX and Core ML, every default kind plus
+    fp32/fp16/dynamic/int8 where a format has them."""
+    from edge import export
+
+    out = tmp_path_factory.mktemp("export_set") / "export"
+    report = export(trained_run, formats=("tflite", "onnx", "coreml"), quantize=("fp32", "fp16", "dynamic", "int8"),
+                    out=out, calibration_count=48, data=synth_data, max_drop=EXPORT_SET_MAX_DROP, quiet=True)
+    return report, out
+
+
 def run_edge(*args: str, timeout: float = 600, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the ``edge`` CLI in a fresh process (as a user would); returns the completed process."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200", **(env or {})}
@@ -55,3 +72,68 @@ def run_edge(*args: str, timeout: float = 600, env: dict | None = None, cwd: Pat
 def edge_cli():
     """The ``run_edge`` helper as a fixture (test modules are imported without sys.path tricks)."""
     return run_edge
+
+
+# Fixtures that train or export a model: any test using one is slow, whatever its module says.
+SLOW_FIXTURES = {"trained_run", "export_set"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+# --- tiny hand-made models: fast tests of export, bench and predict without training -----------
+
+COLOURS = {"red": (200, 30, 20), "green": (20, 190, 40), "blue": (30, 20, 210)}
+COLOUR_SIZE = 8
+
+
+def colour_keras(folder: Path, labels=tuple(COLOURS), outputs: int | None = None) -> Path:
+    """``folder/model.keras`` (raw pixels -> channel means -> softmax, built like edge.train's graph:
+    ``image`` input, ``preprocess`` Rescaling, ``probabilities`` output) and its ``spec.json``."""
+    import numpy as np
+
+    from edge import contract
+    from edge.keras_setup import keras
+    from edge.spec import ModelSpec, Normalization
+
+    n = outputs or len(labels)
+    inputs = keras.Input((COLOUR_SIZE, COLOUR_SIZE, 3), name=contract.INPUT_NAME)
+    x = keras.layers.Rescaling(1 / 255.0, name=contract.PREPROCESS_LAYER)(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    dense = keras.layers.Dense(n, name="logits")
+    probs = keras.layers.Activation("softmax", name=contract.OUTPUT_NAME)(dense(x))
+    model = keras.Model(inputs, probs)
+    weights = np.zeros((3, n), np.float32)
+    weights[:, : min(n, 3)] = 12.0 * np.eye(3, dtype=np.float32)[:, : min(n, 3)]
+    dense.set_weights([weights, np.zeros(n, np.float32)])
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    spec = ModelSpec(name="colours", backbone="none", labels=list(labels), input_size=(COLOUR_SIZE, COLOUR_SIZE),
+                     normalization=Normalization(mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0)), weights="none")
+    spec.save(folder)
+    return folder / "model.keras"
+
+
+def colour_images(root: Path, per_class: int = 3, fmt: str = "png") -> Path:
+    """``root/<colour>/<i>.<fmt>``: noisy images of each colour (8-40 px, not square)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, rgb in COLOURS.items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            h, w = 8 + 8 * i, 12 + 4 * i
+            pixels = np.clip(np.array(rgb) + rng.integers(-20, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{i}.{fmt}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def colour_case(tmp_path_factory):
+    """(root, model.keras of a hand-made colour classifier with its spec, a class-folder image set)."""
+    root = tmp_path_factory.mktemp("colours")
+    return root, colour_keras(root / "run"), colour_images(root / "photos")

@@ -200,7 +200,7 @@ def test_outputs_written(colour_case, tmp_path):
 def run_bench(*args: str) -> subprocess.CompletedProcess:
     """``edge bench ARGS`` in a fresh process (bench_cmd imported explicitly, so this works before and
     after the command is registered in edge.cli.commands)."""
-    code = "import sys; from edge.cli import bench_cmd; from edge.cli.app import main; sys.argv[0] = 'edge'; main()"
+    code = "import sys; from edge.cli import bench_cmd; from edge.cli.main import main; sys.argv[0] = 'edge'; main()"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-c", code, "bench", *args], capture_output=True, text=True, timeout=300,
                           env=env)

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,15 +22,27 @@ QUICK = dict(warmup=2, runs=15, time_budget=0.5)
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run, tmp_path_factory):
-    from edge.export import export
+def exported(export_set, trained_run, tmp_path_factory):
+    """An export folder with the fp32 and int8 TFLite/ONNX artifacts of the shared export (and its
+    report, as edge export writes it), plus the shared Core ML fp16 entry."""
+    import json
+    import shutil
 
-    out = tmp_path_factory.mktemp("bench_export")
-    report = export(trained_run, formats=["tflite", "onnx"], quantize=["fp32", "int8"], out=out / "export",
-                    max_drop=100.0, calibration_count=50)
-    assert all(e.ok for e in report.entries), [(e.format, e.quantize, e.reason) for e in report.entries]
-    coreml = export(trained_run, formats=["coreml"], quantize=["fp16"], out=out / "coreml", verify=False)
-    return out / "export", coreml.entries[0]
+    from edge.artifacts import REPORT_FILE
+
+    report, _ = export_set
+    out = tmp_path_factory.mktemp("bench_export") / "export"
+    out.mkdir()
+    entries = [e for e in report.entries if e.format in ("tflite", "onnx") and e.quantize in ("fp32", "int8")]
+    assert len(entries) == 4 and all(e.ok for e in entries), [(e.format, e.quantize, e.reason) for e in entries]
+    for e in entries:
+        shutil.copy2(e.path, out / Path(e.path).name)
+    data = report.to_dict()
+    data["entries"] = [{**e.__dict__, "path": str(out / Path(e.path).name), "file": Path(e.path).name} for e in entries]
+    data["source_run_absolute"], data["source_run_relative"] = str(trained_run), ""
+    (out / REPORT_FILE).write_text(json.dumps(data))
+    coreml = next(e for e in report.entries if e.format == "coreml" and e.quantize == "fp16")
+    return out, coreml
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +61,7 @@ def test_multi_model_thread_sweep(swept, trained_run):
         by_name.setdefault(row.name, []).append(row)
     names = [n for n in by_name if n.endswith((".tflite", ".onnx"))]
     assert sorted(n.rsplit("_", 1)[-1] for n in names) == ["fp32.onnx", "fp32.tflite", "int8.onnx", "int8.tflite"]
-    assert result.reference == str(trained_run / "model.keras")  # found from the artifacts' source run
+    assert Path(result.reference).resolve() == (trained_run / "model.keras").resolve()  # from the report's source run
     assert "test split" in result.data or "val split" in result.data
     for name in names:
         rows = by_name[name]
@@ -104,7 +117,7 @@ def test_unknown_class_in_data_folder(exported, synth_data, tmp_path):
 @pytest.fixture
 def edge_cli_or_local():
     """``edge bench ARGS`` in a fresh process (bench_cmd imported explicitly: works before registration)."""
-    code = "import sys; from edge.cli import bench_cmd; from edge.cli.app import main; sys.argv[0] = 'edge'; main()"
+    code = "import sys; from edge.cli import bench_cmd; from edge.cli.main import main; sys.argv[0] = 'edge'; main()"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200"}
     return lambda *args: subprocess.run([sys.executable, "-c", code, "bench", *args], capture_output=True, text=True,
                                         timeout=300, env=env)

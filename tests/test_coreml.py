@@ -28,8 +28,8 @@ OPTIONS = {"source_run": "tests/run", "weight_threshold": 128}
 def trained(trained_run):
     """(model, spec, held-out images, their labels, Keras probabilities) of the shared run."""
     from edge.data.images import load_images
-    from edge.runtimes.tensorflow import load_keras
     from edge.rundir import open_run
+    from edge.runtimes.tensorflow import load_keras
 
     run = open_run(trained_run)
     model = load_keras(run.model_path)
@@ -42,14 +42,15 @@ def trained(trained_run):
 
 
 @pytest.fixture(scope="module")
-def packages(trained, tmp_path_factory):
-    """kind -> exported .mlpackage for the kinds the tests check."""
+def packages(trained, export_set, tmp_path_factory):
+    """kind -> exported .mlpackage for the kinds the tests check (the shared export's, plus palettize6)."""
     model, spec, *_ = trained
+    report, _ = export_set
+    found = {e.quantize: Path(e.path) for e in report.entries if e.format == "coreml" and e.quantize in ("fp32", "fp16")}
     out = tmp_path_factory.mktemp("coreml")
-    return {
-        kind: coreml.export(model, spec, kind, out / f"model_{kind}.mlpackage", None, OPTIONS).path
-        for kind in ("fp32", "fp16", "int8", "palettize6")
-    }
+    for kind in ("int8", "palettize6"):  # with every weight tensor compressed (OPTIONS)
+        found[kind] = coreml.export(model, spec, kind, out / f"model_{kind}.mlpackage", None, OPTIONS).path
+    return found
 
 
 def _gate(kind, predictor, trained):
@@ -134,11 +135,13 @@ def test_normalization_is_applied_once_by_the_image_type(trained, packages):
     assert len(scale_ops) == 1
 
 
-def test_agrees_with_the_tflite_fp32_export(trained, packages, tmp_path):
-    tflite = pytest.importorskip("edge.export.formats.tflite")
+def test_agrees_with_the_tflite_fp32_export(trained, packages, export_set):
+    from edge.export.formats import tflite
+
     model, spec, images, *_ = trained
-    art = tflite.FORMAT.export(model, spec, "fp32", tmp_path / "model_fp32.tflite", None, None)
-    tfl = tflite.FORMAT.load(art.path)(images)
+    report, _ = export_set
+    fp32 = next(e for e in report.entries if e.format == "tflite" and e.quantize == "fp32")
+    tfl = tflite.FORMAT.load(fp32.path)(images)
     cml = coreml.load(packages["fp32"])(images)
     assert np.abs(tfl - cml).max() <= 1e-4
     assert np.array_equal(tfl.argmax(1), cml.argmax(1))

@@ -1,7 +1,7 @@
 """edge export: every format x kind passes its gate, metadata reads back, failures are loud and local.
 
-One small trained run (``trained_run`` from conftest) is exported once per module to every
-TFLite and ONNX kind (and Core ML fp16 when its module is present); the other tests reuse it.
+One small trained run (``trained_run`` from conftest) is exported once per test session to every
+kind of every format (``export_set``); the other export, bench, Core ML and iOS tests reuse it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 TFLITE_KINDS = ("fp32", "fp16", "dynamic", "int8")
 ONNX_KINDS = ("fp32", "fp16", "int8")
-MAX_DROP = 3.0
+MAX_DROP = 3.0  # conftest.EXPORT_SET_MAX_DROP
 REPORT_FIELDS = ("path", "format", "quantize", "size_bytes", "agreement", "accuracy", "reference_accuracy",
                  "max_prob_diff", "verified_by", "status")
 
@@ -37,19 +37,10 @@ def _coreml_available() -> bool:
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run, synth_data, tmp_path_factory):
-    """The API run over every TFLite and ONNX kind (calibration kept small for speed).
-
-    Verified on all the synthetic images (``--data``) rather than the run's 25 held-out ones, where
-    one image is 4 points; the tiny from-scratch model gets a 3-point int8 budget.
-    """
-    from edge.export import export
-
-    out = tmp_path_factory.mktemp("export")
-    fmts = ["tflite", "onnx"] + (["coreml"] if _coreml_available() else [])
-    report = export(trained_run, formats=fmts, quantize=["fp32", "fp16", "dynamic", "int8"], out=out,
-                    calibration_count=48, data=synth_data, max_drop=MAX_DROP)
-    return report, out
+def exported(export_set):
+    """The shared export (conftest ``export_set``): every TFLite, ONNX and Core ML kind of the run,
+    verified on all the synthetic images; the tiny from-scratch model gets a 3-point int8 budget."""
+    return export_set
 
 
 def _entries(report):
@@ -287,7 +278,7 @@ def _edge(*args: str, timeout: float = 600):
     test does not depend on the registration order in edge.cli.commands)."""
     import subprocess
 
-    code = "import edge.cli.export_cmd; from edge.cli.app import main; main()"
+    code = "import edge.cli.export_cmd; from edge.cli.main import main; main()"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -295,7 +286,7 @@ def _edge(*args: str, timeout: float = 600):
 def _run_cli(monkeypatch, *args) -> int:
     """Run ``edge`` in this process (so monkeypatches apply); returns the exit code."""
     import edge.cli.export_cmd  # noqa: F401  (registers the command)
-    from edge.cli.app import main
+    from edge.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["edge", *args])
     monkeypatch.setenv("COLUMNS", "200")
@@ -306,12 +297,19 @@ def _run_cli(monkeypatch, *args) -> int:
     return 0
 
 
-def test_int8_auto_tries_remedies_and_reports_them(trained_run, synth_data, tmp_path):
+def test_int8_auto_tries_remedies_and_reports_them(trained_run, synth_data, tmp_path, monkeypatch):
     """An unreachable budget: every applicable remedy is tried, recorded, and the artifact still fails."""
-    from edge.export import export
+    import dataclasses
 
+    from edge import formats
+    from edge.export import export
+    from edge.formats import Budget
+
+    onnx_format = formats.get("onnx")
+    unreachable = {**onnx_format.budgets, "int8": Budget(min_agreement=1.01)}  # agreement never exceeds 100%
+    monkeypatch.setitem(formats._LOADED, "onnx", dataclasses.replace(onnx_format, budgets=unreachable))
     out = tmp_path / "auto"
-    report = export(trained_run, formats=["onnx"], quantize=["int8"], out=out, data=synth_data, max_drop=-100.0,
+    report = export(trained_run, formats=["onnx"], quantize=["int8"], out=out, data=synth_data,
                     int8_auto=True, per_channel=False, calibration_count=8)
     entry = report.entries[0]
     assert entry.status == "failed" and "--int8-auto tried 2 remedies" in entry.reason
@@ -320,3 +318,26 @@ def test_int8_auto_tries_remedies_and_reports_them(trained_run, synth_data, tmp_
     assert all(a["size_bytes"] > 0 and a["accuracy"] is not None for a in entry.attempts)
     assert not (out / f"{report.model_name}_int8.onnx").exists()
     assert not report.ok
+
+
+def test_int8_auto_tflite_remedies_run_in_order(trained_run, synth_data, tmp_path, monkeypatch):
+    """TFLite's remedies: more calibration, float fallback for the worst ops, then QAT -- all real."""
+    import dataclasses
+
+    from edge import formats
+    from edge.export import export
+    from edge.formats import Budget
+
+    tflite_format = formats.get("tflite")
+    unreachable = {**tflite_format.budgets, "int8": Budget(min_agreement=1.01)}
+    monkeypatch.setitem(formats._LOADED, "tflite", dataclasses.replace(tflite_format, budgets=unreachable))
+    out = tmp_path / "auto"
+    report = export(trained_run, formats=["tflite"], quantize=["int8"], out=out, data=synth_data, int8_auto=True,
+                    calibration_count=8, qat_epochs=1, quiet=True)
+    (entry,) = report.entries
+    remedies = [a["remedy"] for a in entry.attempts]
+    assert remedies[0] == "post-training int8" and remedies[1].startswith("calibration x4")
+    assert remedies[2:] == ["float fallback for the 5 worst ops", "quantization-aware training"]
+    assert all(a["status"] == "failed" and a["size_bytes"] > 0 for a in entry.attempts), entry.attempts
+    assert entry.status == "failed" and "--int8-auto tried 3 remedies" in entry.reason
+    assert not (out / f"{report.model_name}_int8.tflite").exists() and (out / "rejected").is_dir()

@@ -176,8 +176,8 @@ def test_unreachable_url_is_one_sentence_naming_the_url(tmp_path):
 def test_cli_flowers_from_local_archive(tmp_path):
     from typer.testing import CliRunner
 
-    from edge.cli.app import app
     from edge.cli import data_cmd  # noqa: F401  (registers `edge data`)
+    from edge.cli.app import app
 
     archive = _build_archive(tmp_path / "flower_photos.tgz")
     result = CliRunner().invoke(app, ["data", "flowers", str(tmp_path / "f"), "--url", str(archive)])

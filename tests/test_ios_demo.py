@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge import contract
-from edge import ios_demo
+from edge import contract, ios_demo
 from edge.data.images import load_image
 from edge.errors import EdgeError
 from edge.spec import ModelSpec
@@ -349,24 +348,14 @@ def test_install_rejects_what_is_not_a_package(app_copy, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def exported(request, tmp_path_factory):
-    """(package path, spec) of the Core ML fp16 export of the synthetic-trained run."""
-    try:
-        from edge.export.formats import coreml
-    except ImportError as exc:
-        pytest.skip(f"the Core ML exporter (export/coreml.py) is not available yet: {exc}")
-    try:
-        run_dir = request.getfixturevalue("trained_run")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py has no trained_run fixture yet")
-    from edge.keras_setup import keras
+def exported(export_set, trained_run):
+    """(package path, spec, run identity) of the shared Core ML fp16 export of the synthetic-trained run."""
     from edge.rundir import open_run
 
-    run = open_run(run_dir)
-    model = keras.models.load_model(run.model_path, compile=False)
-    out = tmp_path_factory.mktemp("coreml") / "synthetic_fp16.mlpackage"
-    artifact = coreml.export(model, run.spec, "fp16", out, None, {"source_run": str(run_dir)})
-    return Path(artifact.path), run.spec, str(run_dir)
+    report, _ = export_set
+    entry = next(e for e in report.entries if e.format == "coreml" and e.quantize == "fp16")
+    assert entry.ok, entry.reason
+    return Path(entry.path), open_run(trained_run).spec, report.run_id
 
 
 def test_real_export_offers_everything_the_app_reads(exported):
@@ -448,8 +437,8 @@ def test_export_hook_installs_the_best_passing_coreml_artifact(exported, app_cop
 def test_cli_installs_and_checks_the_contract(exported, app_copy):
     from typer.testing import CliRunner
 
-    from edge.cli.app import app
     from edge.cli import ios_cmd  # noqa: F401  (registers `edge ios`)
+    from edge.cli.app import app
 
     package, spec, _ = exported
     runner = CliRunner()

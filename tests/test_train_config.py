@@ -67,7 +67,7 @@ def test_api_refuses_bad_values_before_any_work(options, cli, words, tmp_path):
 @pytest.mark.parametrize("options, cli, words", BAD, ids=IDS)
 def test_cli_refuses_the_same_values_with_the_same_sentence(options, cli, words, tmp_path, monkeypatch, capsys):
     """``edge train`` through its real entry point (in this process, for speed): exit 2, the API's sentence."""
-    from edge.cli.app import main
+    from edge.cli.main import main
 
     with pytest.raises(EdgeError) as api:
         TrainConfig(**options)
@@ -147,7 +147,7 @@ def test_train_copies_the_callers_config(tmp_path):
 def test_csv_allow_outside_reaches_the_scan(tmp_path, monkeypatch, capsys):
     """The config field and ``--csv-allow-outside`` are passed to scan(); without them scan is called as before."""
     import edge.train.runner as runner
-    from edge.cli.app import main
+    from edge.cli.main import main
 
     seen = []
 

@@ -8,6 +8,6 @@ from edge.callable_package import make_callable
 from edge.train.config import TrainConfig
 from edge.train.runner import TrainResult, train
 
-__all__ = ["train", "TrainConfig", "TrainResult"]
+__all__ = ["TrainConfig", "TrainResult", "train"]
 
 make_callable(__name__, train)

@@ -7,16 +7,17 @@ rely on are constants here.
 
 from __future__ import annotations
 
+from edge import contract
 from edge.backbones import Backbone, get_backbone, resolve_weights
-from edge.errors import EdgeError
+from edge.errors import EdgeError, one_line
 from edge.spec import Normalization
 
-INPUT_NAME = "image"
-PREPROCESS_LAYER = "preprocess"
+INPUT_NAME = contract.INPUT_NAME
+PREPROCESS_LAYER = contract.PREPROCESS_LAYER
 FEATURES_LAYER = "features"
 DROPOUT_LAYER = "head_dropout"
 LOGITS_LAYER = "logits"
-OUTPUT_NAME = "probabilities"
+OUTPUT_NAME = contract.OUTPUT_NAME
 
 
 def build_model(
@@ -81,7 +82,7 @@ def _weights_error(backbone: Backbone, weights: str, exc: Exception) -> str:
             f"Could not load ImageNet weights for {backbone.name}: the download failed and no cached copy is in "
             f"~/.keras/models or $KERAS_HOME/models; pass --weights PATH to use a local weights file."
         )
-    return f"Could not load weights '{weights}' into {backbone.name}: {str(exc).splitlines()[0][:160]}."
+    return f"Could not load weights '{weights}' into {backbone.name}: {one_line(exc)}."
 
 
 def feature_extractor(model):

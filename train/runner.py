@@ -16,7 +16,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +27,19 @@ from edge.data.scan import ScannedData, scan
 from edge.data.split import min_per_class, stratified_split
 from edge.errors import EdgeError
 from edge.fileio import atomic_path, atomic_write_text, check_creatable_dir, os_reason
-from edge.rundir import (CHECKPOINT_DIR, CONFUSION_PNG, CURVES_PNG, HISTORY_FILE, LABELS_FILE, LOG_DIR,
-                         METRICS_FILE, MODEL_FILE, REPORT_FILE, SPLITS, write_split)
+from edge.rundir import (
+    CHECKPOINT_DIR,
+    CONFUSION_PNG,
+    CURVES_PNG,
+    HISTORY_FILE,
+    LABELS_FILE,
+    LOG_DIR,
+    METRICS_FILE,
+    MODEL_FILE,
+    REPORT_FILE,
+    SPLITS,
+    write_split,
+)
 from edge.spec import ModelSpec
 from edge.train.config import TrainConfig
 from edge.train.workspace import CONFIG_FILE, Workspace, open_workspace
@@ -198,7 +209,7 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
                "files": {name: f"split/{name}.csv" for name in SPLITS}},
         training={**config.to_dict(), "placement": placement.description},
         versions=_versions(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         run_id=workspace.identity.run_id,
     )
     _write_outputs(run, model, spec, metrics, stages)

@@ -118,9 +118,8 @@ def cache_bottlenecks(model, samples: list[Sample], size, batch_size: int, path:
         chunks.append(extractor(images, training=False).numpy().astype(np.float32))
         progress.advance(task, len(chunks[-1]))
     features = np.concatenate(chunks)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, features=features, labels=labels)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, features=features, labels=labels)
     return features, labels
 
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from edge.errors import EdgeError
 from edge.fileio import ensure_writable_dir, os_reason, remove, sibling_dir, swap_in_dir
-from edge.rundir import (CHECKPOINT_DIR, RUN_MARKER, RunIdentity, is_edge_run, is_finished, read_marker,
-                         write_marker)
+from edge.rundir import CHECKPOINT_DIR, RUN_MARKER, RunIdentity, is_edge_run, is_finished, read_marker, write_marker
 
 CONFIG_FILE = "config.json"  # checkpoints/config.json: the options an unfinished run was started with
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # common.py, also when imported from elsewhere
-from common import FLOWERS, RESULTS, WEIGHTS, WORK, require_shared  # noqa: E402
+from common import FLOWERS, RESULTS, WEIGHTS, WORK, require_shared
 
 
 def main(argv: list[str] | None = None) -> int:

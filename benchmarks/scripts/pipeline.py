@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # common.py, also when imported from elsewhere
-from common import BENCHMARKS, FLOWERS, RESULTS, WEIGHTS  # noqa: E402
+from common import BENCHMARKS, FLOWERS, RESULTS, WEIGHTS
 
 RESULTS_MD = BENCHMARKS / "RESULTS.md"
 WORK = RESULTS / "pipeline"  # the raw bench.json/.md/.png and ratios.json; run/ and export*/ are git-ignored
@@ -111,7 +111,7 @@ def _export(args, run_dir: Path, out: Path, timings: dict) -> tuple[list[Path], 
     else:
         t0 = time.perf_counter()
         wanted = ["tflite", "onnx"] + ([] if args.no_coreml else ["coreml"])
-        rep = export(run_dir, formats=wanted, quantize=["fp32", "fp16", "dynamic", "int8"], out=export_dir, force=True)
+        export(run_dir, formats=wanted, quantize=["fp32", "fp16", "dynamic", "int8"], out=export_dir, force=True)
         # The same int8 TFLite with int8 input/output, to show the uint8-vs-int8 I/O cost side by side.
         rep_io = export(run_dir, formats=["tflite"], quantize=["int8"], out=io_dir, force=True, int8_io="int8")
         timings["export_s"] = time.perf_counter() - t0

@@ -30,7 +30,7 @@ from edge.data.synth import synth
 from edge.rundir import Sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # common.py, also when imported from elsewhere
-from common import RESULTS  # noqa: E402
+from common import RESULTS
 
 RESULTS_FILE = RESULTS / "synth_learnability.json"
 VAL_FRACTION = 0.2

@@ -23,17 +23,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # common.py, also when imported from elsewhere
-from common import FLOWERS, RESULTS, WEIGHTS, WORK, require_shared  # noqa: E402
+from common import FLOWERS, RESULTS, WEIGHTS, WORK, require_shared
 
 
 def stage1_comparison(run_dir: Path, weights: str, epochs: int, batch_size: int, seed: int) -> dict:
     """Time stage 1 both ways on the run's own split."""
+    from edge.console import progress
     from edge.data.pipeline import image_dataset
     from edge.keras_setup import keras, tf
     from edge.rundir import open_run
     from edge.train.model import build_model, head_model, set_trainable
     from edge.train.stages import cache_bottlenecks
-    from edge.console import progress
 
     run = open_run(run_dir)
     size, n = run.spec.input_size, run.spec.num_classes

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edge import contract
-from edge.errors import EdgeError
+from edge.errors import EdgeError, one_line
 from edge.fileio import atomic_path, path_size
 from edge.formats import COMPRESSED_BUDGET, FP16_BUDGET, FP32_BUDGET, Artifact, Format
 from edge.runtimes import coreml as runtime
@@ -115,8 +115,8 @@ def convert(model, spec: ModelSpec, quantize: str, options: dict[str, Any]):
             compute_precision=precision,
             minimum_deployment_target=target,
         )
-    except Exception as exc:  # noqa: BLE001 - coremltools reports unsupported layers this way
-        raise EdgeError(f"Core ML conversion failed: {str(exc).splitlines()[0][:200]}.") from exc
+    except Exception as exc:
+        raise EdgeError(f"Core ML conversion failed: {one_line(exc)}.") from exc
     mlmodel = _rename_outputs(mlmodel)
     if quantize in PALETTE_BITS or quantize == "int8":
         mlmodel = _compress(mlmodel, quantize, int(options.get("weight_threshold", DEFAULT_WEIGHT_THRESHOLD)))

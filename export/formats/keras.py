@@ -15,8 +15,6 @@ from edge.formats import FP32_BUDGET, Format
 from edge.runtimes import tensorflow as runtime
 from edge.spec import SPEC_FILE, ModelSpec
 
-RUN_MODEL_FILE = "model.keras"  # the model inside a run directory
-
 
 def read_metadata(path: Path) -> dict[str, str]:
     """The spec beside the model, as the key/values an exported artifact would carry ({} if none)."""

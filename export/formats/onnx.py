@@ -86,7 +86,7 @@ def to_int8(proto, calibration: np.ndarray, per_channel: bool = True):
         onnx.save(proto, src)
         try:
             quant_pre_process(src, prepped, skip_symbolic_shape=True)
-        except Exception:  # pre-processing only improves the result; quantize the raw graph
+        except Exception:  # noqa: BLE001  (pre-processing only improves the result; quantize the raw graph)
             prepped = src
         graph = onnx.load(prepped).graph
         quantize_static(

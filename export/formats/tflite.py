@@ -39,8 +39,8 @@ def range_anchor(size: tuple[int, int]) -> np.ndarray:
 
 
 def _converter(model, quantize: str, calibration: np.ndarray | None, options: ExportOptions):
-    from edge.runtimes.tensorflow import serving_function, variables_holder
     from edge.keras_setup import tf
+    from edge.runtimes.tensorflow import serving_function, variables_holder
 
     serve = serving_function(model, "float32")
     converter = tf.lite.TFLiteConverter.from_concrete_functions(

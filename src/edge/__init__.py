@@ -32,6 +32,7 @@ _API: dict[str, tuple[str, str]] = {
     "export": ("edge.export", ""),
     "BenchResult": ("edge.bench.runner", "BenchResult"),
     "bench": ("edge.bench", ""),
+    "predict": ("edge.predict", ""),  # the module is callable: edge.predict(model, images)
 }
 
 __all__ = ["__version__", *_API]

@@ -19,6 +19,7 @@ from edge.errors import EdgeError, one_line
 from edge.runtimes import Predictor
 from edge.spec import ModelSpec
 
+
 @dataclass
 class Artifact:
     """One exported file (or .mlpackage directory) and how it was made."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge import contract as model_contract
-from edge.errors import EdgeError
+from edge.errors import EdgeError, one_line
 from edge.fileio import atomic_path, atomic_write_text, remove
 from edge.spec import ModelSpec
 
@@ -96,7 +96,7 @@ class InstallResult:
 def contract_names() -> list[ContractName]:
     """Every ``KEY_*`` and ``COREML_*`` constant of edge.contract, in source order."""
     source = inspect.getsource(model_contract)
-    pattern = re.compile(r'^(?P<name>(?:KEY|COREML)_[A-Z0-9_]+)\s*=\s*"[^"]*"\s*(?:#\s*(?P<comment>.*))?$')
+    pattern = re.compile(r'^(?P<name>(?:KEY|COREML)_[A-Z0-9_]+)\s*=\s*(?:"[^"]*"|[A-Z][A-Z0-9_]*)\s*(?:#\s*(?P<comment>.*))?$')
     names = []
     for line in source.splitlines():
         match = pattern.match(line)
@@ -188,7 +188,7 @@ def read_interface(package: Path) -> CoreMLInterface:
     try:
         spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
     except Exception as exc:  # corrupt or foreign package
-        raise EdgeError(f"{package} is not a readable Core ML model ({_first_line(exc)}).") from exc
+        raise EdgeError(f"{package} is not a readable Core ML model ({one_line(exc)}).") from exc
     description = spec.description
     inputs = {feature.name: feature.type.WhichOneof("Type") or "" for feature in description.input}
     image_size, color_space = None, ""
@@ -387,11 +387,6 @@ def _json_or_none(text: str):
         return json.loads(text)
     except json.JSONDecodeError:
         return None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

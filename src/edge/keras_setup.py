@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import os
 
+from edge import logs
+
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+logs.setup_env()  # TF_CPP_MIN_LOG_LEVEL before TensorFlow reads it (-v/--verbose: everything)
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+with logs.native_stderr_quiet():  # the absl lines TensorFlow writes while loading ignore that level
+    import tensorflow as tf
+    import tf_keras as keras
 
-tf.get_logger().setLevel("ERROR")
+if not logs.is_verbose():
+    tf.get_logger().setLevel("ERROR")
 
-__all__ = ["tf", "keras"]
+__all__ = ["keras", "tf"]

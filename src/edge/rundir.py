@@ -14,7 +14,7 @@ import io
 import json
 import secrets
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.errors import EdgeError
@@ -103,7 +103,7 @@ class RunIdentity:
     def new(cls, name: str) -> RunIdentity:
         from edge import __version__
 
-        return cls(secrets.token_hex(8), name, datetime.now(timezone.utc).isoformat(timespec="seconds"), __version__)
+        return cls(secrets.token_hex(8), name, datetime.now(UTC).isoformat(timespec="seconds"), __version__)
 
 
 def write_marker(run_dir: Path, identity: RunIdentity) -> Path:

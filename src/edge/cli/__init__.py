@@ -1,4 +1,4 @@
 """The ``edge`` command line: parses options, calls the Python API, prints with rich."""
-from edge.cli.app import app, main
+from edge.cli.main import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

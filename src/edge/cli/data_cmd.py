@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from edge.cli.app import app
+from edge.cli.app import app, examples
 from edge.console import console
 from edge.data.synth import FORMATS, synth
 
@@ -26,7 +26,10 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 
-@data_app.command("synth")
+@data_app.command("synth", epilog=examples(
+    "edge data synth shapes/ --classes 5 --per-class 60",
+    "edge data synth shapes/ --classes 10 --image-size 128 --format png --seed 1",
+))
 def synth_command(
     out: Path = typer.Argument(..., help="Directory to write the class-folder tree into (must be empty or new)."),
     classes: int = typer.Option(SYNTH_DEFAULTS["classes"], "--classes", help="Number of classes (shapes, then shape x colour)."),
@@ -44,7 +47,10 @@ def synth_command(
     _print_summary(f"Synthetic dataset ({image_size}x{image_size} {image_format.lower()}, seed {seed})", result)
 
 
-@data_app.command("flowers")
+@data_app.command("flowers", epilog=examples(
+    "edge data flowers flowers/",
+    "edge data flowers flowers/ --url ~/Downloads/flower_photos.tgz    # an archive already on disk",
+))
 def flowers_command(
     dest: Path = typer.Argument(..., help="Directory to create with one sub-folder per flower class."),
     url: str = typer.Option(

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.cli.export_cmd import report_table
 from edge.console import console
 
 DEMO_CLASSES = 5
@@ -41,7 +42,8 @@ class DemoResult:
         return self.export_ok and self.bench_ok
 
 
-def demo(out_dir: str | Path = "edge-demo", force: bool = False) -> DemoResult:
+def demo(out_dir: str | Path = "edge-demo", force: bool = False, per_class: int = DEMO_PER_CLASS,
+         epochs: int = DEMO_TRAIN["epochs"]) -> DemoResult:
     from edge.bench import bench
     from edge.data.synth import synth
     from edge.export import export
@@ -53,10 +55,10 @@ def demo(out_dir: str | Path = "edge-demo", force: bool = False) -> DemoResult:
     console.rule("[bold]edge demo[/]: synthetic shapes -> trained classifier")
     t = time.perf_counter()
     if force or not data_dir.is_dir():
-        synth(data_dir, classes=DEMO_CLASSES, per_class=DEMO_PER_CLASS, image_size=96, seed=0, force=force)
+        synth(data_dir, classes=DEMO_CLASSES, per_class=per_class, image_size=96, seed=0, force=force)
     steps["synthesize data"] = time.perf_counter() - t
     t = time.perf_counter()
-    result = train(data_dir, run_dir=run_dir, force=force, **DEMO_TRAIN)
+    result = train(data_dir, run_dir=run_dir, force=force, **{**DEMO_TRAIN, "epochs": epochs})
     steps["train"] = time.perf_counter() - t
     demo_result = DemoResult(out, data_dir, run_dir, export_dir, steps, result.metrics)
 
@@ -64,8 +66,6 @@ def demo(out_dir: str | Path = "edge-demo", force: bool = False) -> DemoResult:
     console.print(f"int8 budget for this tiny demo model: accuracy drop <= {DEMO_MAX_DROP:g} pts (default: 1).")
     t = time.perf_counter()
     exported = export(run_dir, out=export_dir, force=True, **DEMO_EXPORT)
-    from edge.cli.export_cmd import report_table
-
     console.print(report_table(exported))
     steps["export + verify"] = time.perf_counter() - t
     demo_result.export_ok = exported.ok

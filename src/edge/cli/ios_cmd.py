@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from edge.cli.app import app
+from edge.cli.app import app, examples
 from edge.console import console
 
 ios_app = typer.Typer(
@@ -19,7 +19,10 @@ app.add_typer(ios_app, name="ios")
 APP_HELP = "The ios_demo folder of an edge checkout (default: ./ios_demo, else the one beside this edge)."
 
 
-@ios_app.command("install")
+@ios_app.command("install", epilog=examples(
+    "edge ios install runs/flowers/export/flowers_fp16.mlpackage",
+    "edge ios install runs/flowers/export --app ~/src/edge/ios_demo",
+))
 def install(
     model: Path = typer.Argument(..., help="A .mlpackage from `edge export --format coreml`, or a folder holding one."),
     app_dir: Path = typer.Option(None, "--app", help=APP_HELP, show_default=False),
@@ -51,7 +54,7 @@ def print_install_summary(result) -> None:
     console.print(f"Next: open {project} in Xcode, choose your team under Signing & Capabilities, and run.")
 
 
-@ios_app.command("contract")
+@ios_app.command("contract", epilog=examples("edge ios contract", "edge ios contract --check    # in CI"))
 def contract(
     app_dir: Path = typer.Option(None, "--app", help=APP_HELP, show_default=False),
     check: bool = typer.Option(False, "--check", help="Only check; exit 1 when ModelContract.swift is stale."),

@@ -12,10 +12,23 @@ from typing import Optional
 import typer
 
 from edge.backbones import BACKBONES
-from edge.cli.app import app
+from edge.cli.app import app, epilog, examples, json_option, quiet_option, setup_output, verbose_option, write_json
 from edge.train.config import CLASS_WEIGHTS, DEVICES, MIXED_PRECISION, TrainConfig, flag, format_split
 
 DEFAULTS = TrainConfig()
+
+EPILOG = epilog(
+    "The run directory (default runs/<data folder name>) holds model.keras, spec.json, labels.txt, the split, "
+    "metrics.json and plots; edge export and edge bench read everything from it. Ctrl-C keeps the last completed "
+    "epoch: the same command (or --resume) continues.",
+    examples(
+        "edge train flowers/                                    # ImageNet MobileNetV2 at 224 px",
+        "edge train shapes/ --weights none --alpha 0.35 --image-size 64 --epochs 15",
+        "edge train flowers/ --weights ~/mobilenet_v2_no_top.h5    # offline: a local weights file",
+        "edge train photos/ --csv labels.csv --split 70/15/15",
+        "edge train flowers/ -q --json - | jq .metrics.test.accuracy",
+    ),
+)
 
 
 def _option(name: str, help: str, default=None, **kwargs):
@@ -24,7 +37,7 @@ def _option(name: str, help: str, default=None, **kwargs):
     return typer.Option(value, flag(name), help=help, **kwargs)
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, epilog=EPILOG)
 def train(
     data: Path = typer.Argument(..., help="Folder of class sub-folders, a folder split into train/, val/ and optional test/, or a CSV file."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run goes (default: runs/<data folder name>, a new name if taken)."),
@@ -51,8 +64,13 @@ def train(
     devices: str = _option("devices", f"{', '.join(DEVICES)}, or cpu:N (mirror over N logical CPUs)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --run-dir (running the same command again does too)."),
     force: bool = typer.Option(False, "--force", help="Replace a finished edge run in --run-dir (the old run stays until the new one has finished)."),
+    json_target: Optional[str] = json_option("the run's spec and metrics (spec.json, metrics.json)"),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
 ) -> None:
     """Fine-tune a pretrained backbone on a folder of photos; writes a run directory."""
+    setup_output(quiet, verbose, json_target)
+    from edge.console import is_quiet
     from edge.train import train as train_api
 
     config = TrainConfig(
@@ -64,7 +82,7 @@ def train(
         mixed_precision=mixed_precision, devices=devices,
     )
     try:
-        train_api(data, run_dir=run_dir, config=config, force=force, resume=resume)
+        result = train_api(data, run_dir=run_dir, config=config, force=force, resume=resume, quiet=is_quiet())
     except KeyboardInterrupt as exc:
         from edge.console import err_console
 
@@ -79,3 +97,27 @@ def train(
                 "still holds the previous run.", highlight=False,
             )
         raise typer.Exit(130) from None
+    if is_quiet():
+        from edge.console import result as print_result
+
+        print_result(result_line(result), highlight=False)
+    if json_target is not None:
+        import json
+
+        write_json(json_target, json.dumps(result_dict(result), indent=2, default=str))
+
+
+def result_dict(result) -> dict:
+    """What ``--json`` prints: the run directory, its spec.json and its metrics.json."""
+    return {"run_dir": str(result.run_dir), "model": str(result.model_path), "seconds": result.seconds,
+            "resumed": result.resumed, "spec": result.spec.to_dict(), "metrics": result.metrics}
+
+
+def result_line(result) -> str:
+    """The one line ``-q`` leaves: where the run is and how well it classifies its held-out images."""
+    parts = []
+    for split in ("test", "val"):
+        metrics = result.metrics.get(split) or {}
+        if "accuracy" in metrics:
+            parts.append(f"{split} accuracy {metrics['accuracy']:.1%}")
+    return f"{result.run_dir}: " + (", ".join(parts) if parts else "trained")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from edge.data.images import IMAGE_EXTENSIONS
 from edge.data.synth import check_destination
-from edge.errors import EdgeError
+from edge.errors import EdgeError, one_line
 from edge.fileio import remove
 
 FLOWERS_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
@@ -216,8 +216,7 @@ def _download(url: str, target: Path, quiet: bool) -> str:
 
 def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or exc
-    text = str(reason).strip().splitlines()[0] if str(reason).strip() else type(exc).__name__
-    return text[:120]
+    return one_line(reason) if isinstance(reason, BaseException) else one_line(Exception(str(reason)))
 
 
 class _NoProgress:

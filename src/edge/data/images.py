@@ -154,7 +154,7 @@ def _open(path: str | Path) -> Image.Image:
     return img
 
 
-class _quiet(warnings.catch_warnings):
+class _quiet(warnings.catch_warnings):  # noqa: N801  (used like the lower-case context managers it wraps)
     """Pillow's DecompressionBombWarning silenced: edge refuses such images with its own sentence
     (see MAX_PIXELS), so the warning would only repeat it as a 'DOS attack'. (catch_warnings swaps
     the process-wide filter list; concurrent readers can at worst leave this one filter installed.)"""

@@ -16,7 +16,6 @@ from typing import Protocol
 
 import numpy as np
 
-
 from edge.spec import ModelSpec, Normalization
 
 BATCH = 32  # images per engine call when running a whole image set

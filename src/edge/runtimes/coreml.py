@@ -30,7 +30,7 @@ def read_metadata(path: Path) -> dict[str, str]:
         raise EdgeError(f"Core ML package {path} does not exist.")
     try:
         model = ct.models.MLModel(str(path), skip_model_load=True)
-    except Exception as exc:  # noqa: BLE001  (coremltools raises many types for unreadable packages)
+    except Exception as exc:
         raise EdgeError(f"{path} cannot be read as a Core ML model ({one_line(exc)}).") from exc
     return dict(model.user_defined_metadata)
 

@@ -14,8 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EdgeError, one_line
-from edge.runtimes import (BATCH, empty, foreign_probabilities, foreign_spec, normalize, package_version,
-                           require_normalization, threads_label)
+from edge.runtimes import (
+    BATCH,
+    empty,
+    foreign_probabilities,
+    foreign_spec,
+    normalize,
+    package_version,
+    require_normalization,
+    threads_label,
+)
 from edge.spec import ModelSpec, Normalization
 
 NAME = "LiteRT"

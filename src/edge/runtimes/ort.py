@@ -13,8 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EdgeError, one_line
-from edge.runtimes import (BATCH, empty, foreign_probabilities, foreign_spec, normalize, package_version,
-                           require_normalization, threads_label)
+from edge.runtimes import (
+    BATCH,
+    empty,
+    foreign_probabilities,
+    foreign_spec,
+    normalize,
+    package_version,
+    require_normalization,
+    threads_label,
+)
 from edge.spec import ModelSpec, Normalization
 
 NAME = "onnxruntime"
@@ -32,7 +40,7 @@ def session(path: Path, threads: int | None = None):
     opts.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
+    except Exception as exc:
         raise EdgeError(f"onnxruntime cannot load {path}: {one_line(exc)}.") from exc
 
 

@@ -750,3 +750,33 @@ class CompiledProgram:
         for o in self.host_ops:
             ex._run_op(o, env)
         return {v.name: env[id(v)] for v in ex.function.outputs}
+
+
+def run_op(op_type: str, tensors: dict[str, Any], attrs: dict[str, Any] | None = None, *, nhwc: bool = False,
+           fp16: bool = False, pending: bool = False) -> np.ndarray:
+    """One op's lowering run eagerly, for checking it against the NumPy op (tests, debugging).
+
+    ``tensors``: the inputs that are tensors in the graph (arrays, or lists of arrays), in MIL's
+    NCHW layout; ``attrs``: the constant inputs. ``nhwc``: rank-4 tensors are stored NHWC, as
+    the graph stores convolution outputs. ``fp16``: the op's output is declared fp16 (rounded);
+    with ``pending`` the tensors are given unrounded and the op reads them the way the graph
+    does when the op commutes with rounding (see the module doc). Returns the output in NCHW.
+    """
+    tf = _tf()
+    commutes = fp16 and op_type in ROUNDING_COMMUTES
+
+    def wrap(a):
+        a = np.asarray(a)
+        t = tf.constant(a.astype(np.float32) if a.dtype.kind == "f" else a)
+        if nhwc and a.ndim == 4:
+            return Value(tf.transpose(t, TO_NHWC), True, pending=pending)
+        return Value(t, pending=pending)
+
+    kwargs = {k: [wrap(a) for a in v] if isinstance(v, (list, tuple)) else wrap(v) for k, v in tensors.items()}
+    value = LOWERINGS[op_type](Context(raw_inputs=commutes), **kwargs, **(attrs or {}))
+    if not _is_value(value):
+        value = Value(tf.constant(_as_array(value)))
+    if fp16:
+        value = Value(value.raw, value.nhwc, pending=True)
+    t = value.rounded()
+    return (tf.transpose(t, TO_NCHW) if value.nhwc else t).numpy()

@@ -142,11 +142,10 @@ class MilExecutor:
         return ImageInput(inputs[0].name, int(image.height), int(image.width), _COLOR_SPACES[image.colorSpace])
 
     def _check_supported(self) -> None:
-        from edge.runtimes.mil.compiled import LOWERINGS
-
-        known = set(OPS) | (set(LOWERINGS) if self.engine == "tensorflow" else set())
+        # The NumPy ops define what is supported: the compiled engine lowers each of them to
+        # TensorFlow (or runs the NumPy op inside its graph), and is tested against them.
         for o in self.ops:
-            if o.op_type != "const" and o.op_type not in known:
+            if o.op_type != "const" and o.op_type not in OPS:
                 raise UnsupportedMilOp(
                     f"The Core ML program uses op '{o.op_type}' (at '{o.name}'), which the MIL reference "
                     f"executor does not implement, so the model cannot be verified on this machine."

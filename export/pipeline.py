@@ -21,10 +21,9 @@ from edge.artifacts import DEFAULT_EXPORT_DIR, FAILED
 from edge.errors import EdgeError
 from edge.export import remedies
 from edge.export.gate import ExportContext, export_one
-from edge.export.plan import ExportSettings, make_plan
+from edge.export.plan import ExportSettings, export_options, make_plan
 from edge.export.report import Entry, ExportReport
 from edge.export.source import Source, check_model_matches_spec, load_images, resolve_source
-from edge.formats import ExportOptions
 from edge.runtimes.tensorflow import KerasPredictor, load_keras
 
 INT8 = "int8"
@@ -50,8 +49,8 @@ def export(
 
     ``options`` are the fields of ``ExportSettings`` (max_drop, force, verify, int8_io,
     calibration_count, opset, per_channel, int8_auto, qat, qat_epochs, threads). ``on_start(n)``,
-    ``on_progress(what, done, total)`` and ``on_entry(entry)`` let a caller show progress; with
-    ``quiet`` nothing else is printed.
+    ``on_progress(what, done, total)`` and ``on_entry(entry)`` let a caller show progress; the
+    function itself prints nothing (``quiet`` is accepted for symmetry with train and bench).
     """
     known = {f.name for f in fields(ExportSettings)}
     unknown = sorted(set(options) - known)
@@ -87,7 +86,8 @@ def export(
     ref_start = time.perf_counter()
     images = load_images(samples, spec)
     labels = np.array([s.label for s in samples], int)
-    _status(quiet, on_progress, "reference", 0, len(images))
+    if on_progress:
+        on_progress("reference", 0, len(images))
     reference_probs = reference(images)
     reference_seconds = time.perf_counter() - ref_start
     reference_accuracy = float(np.mean(reference_probs.argmax(1) == labels)) if len(labels) else None
@@ -147,7 +147,7 @@ def _run_location(src: Source, out_dir: Path) -> dict[str, str]:
 
 
 def _report_options(settings: ExportSettings) -> dict[str, Any]:
-    keys = ("int8_io", "calibration_count", "opset", "per_channel", "int8_auto", "qat", "verify")
+    keys = ("int8_io", "calibration_count", "opset", "per_channel", "int8_auto", "qat", "verify", "coreml_target")
     return {"max_drop_pts": settings.max_drop, **{k: getattr(settings, k) for k in keys}}
 
 
@@ -163,14 +163,8 @@ def _context(src: Source, settings: ExportSettings, model, out_dir: Path, images
                                                  src.spec.seed)
         return cache[count]
 
-    options = ExportOptions(source_run=src.identity, int8_io=settings.int8_io, opset=settings.opset,
-                            per_channel=settings.per_channel, calibration_count=settings.calibration_count)
+    options = export_options(settings, source_run=src.identity)
     return ExportContext(model=model, spec=src.spec, out_dir=out_dir, images=images, labels=labels,
                          reference_probs=reference_probs, calibration=calibration, options=options,
                          max_drop=settings.max_drop, verify=settings.verify, threads=settings.threads, source=src,
                          qat_epochs=settings.qat_epochs)
-
-
-def _status(quiet: bool, on_progress, what: str, done: int, total: int) -> None:
-    if on_progress:
-        on_progress(what, done, total)

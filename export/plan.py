@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 from edge import formats as registry
 from edge.errors import EdgeError
-from edge.formats import DEFAULT_MAX_DROP_PTS, Format
+from edge.formats import DEFAULT_MAX_DROP_PTS, ExportOptions, Format
 
 INT8_IO_TYPES = ("uint8", "int8")
 OPSET_RANGE = (13, 21)  # ONNX opsets tf2onnx and onnxruntime both support here
@@ -34,6 +34,10 @@ class ExportSettings:
     qat: bool = False
     qat_epochs: int = 2
     threads: int | None = None
+    coreml_target: str = "ios16"  # the widest Core ML target every default kind works on
+    author: str = ""  # "" = the user running edge
+    license: str = ""
+    model_version: str = ""  # "" = the spec's model_version
 
     def __post_init__(self) -> None:
         self.formats = tuple(_words(self.formats))
@@ -80,11 +84,23 @@ def make_plan(settings: ExportSettings) -> ExportPlan:
         if kind not in vocabulary:
             raise EdgeError(f"Unknown quantization '{kind}'; choose from {', '.join(vocabulary)}.")
     plan = ExportPlan(settings)
+    options = export_options(settings, source_run="")
     for fmt in targets:
         wanted = settings.quantize or fmt.default_quantize
         plan.skipped += [f"{fmt.name} has no {k}" for k in wanted if k not in fmt.quantize_kinds]
-        plan.pairs += [(fmt, k) for k in dict.fromkeys(wanted) if k in fmt.quantize_kinds]
+        kinds = tuple(k for k in dict.fromkeys(wanted) if k in fmt.quantize_kinds)
+        if fmt.check_options is not None:
+            fmt.check_options(options, kinds)  # e.g. a Core ML kind its deployment target cannot hold
+        plan.pairs += [(fmt, k) for k in kinds]
     if not plan.pairs:
         raise EdgeError("None of the requested quantization kinds exists for the requested formats ("
                         + "; ".join(plan.skipped) + ").")
     return plan
+
+
+def export_options(settings: ExportSettings, source_run: str) -> ExportOptions:
+    """What the format modules read, from the validated settings."""
+    return ExportOptions(source_run=source_run, int8_io=settings.int8_io, opset=settings.opset,
+                         per_channel=settings.per_channel, calibration_count=settings.calibration_count,
+                         coreml_target=settings.coreml_target, author=settings.author, license=settings.license,
+                         version=settings.model_version)

@@ -75,7 +75,7 @@ def test_defaults_shown_come_from_the_api():
     from edge.cli import bench_cmd, export_cmd
     from edge.export.plan import ExportSettings
 
-    assert export_cmd.DEFAULTS == ExportSettings() and bench_cmd.DEFAULTS == BenchSettings()
+    assert ExportSettings() == export_cmd.DEFAULTS and BenchSettings() == bench_cmd.DEFAULTS
 
 
 def test_quiet_and_verbose_together_is_one_sentence():

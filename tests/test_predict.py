@@ -183,9 +183,8 @@ def test_bad_input_one_sentence(case, tmp_path, case_name):
 
 def test_foreign_onnx_needs_labels_and_agrees_with_bench(tmp_path):
     """A model without edge metadata, through --labels; predict's top-1 gives bench's accuracy."""
-    from edge.bench import bench
-
     from edge import predict
+    from edge.bench import bench
 
     model = colour_onnx(tmp_path / "colour.onnx")
     data = tmp_path / "data"

@@ -10,12 +10,12 @@ import io
 import re
 
 import pytest
-from edge.bench import report
-from edge.bench.runner import BenchResult, Row
-from edge.export.report import Entry, ExportReport
 from rich.console import Console
 
 from edge import tables
+from edge.bench import report
+from edge.bench.runner import BenchResult, Row
+from edge.export.report import Entry, ExportReport
 from edge.tables import Field
 
 WIDTHS = (80, 120, 200)
@@ -151,7 +151,6 @@ def test_export_progress_line_never_splits_a_fact(width):
 @pytest.mark.parametrize("width", WIDTHS)
 def test_predict_table_whole_at_every_width(width):
     from edge.cli.predict_cmd import predictions_table
-
     from edge.predict import ImagePrediction, Prediction, PredictResult
 
     labels = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]

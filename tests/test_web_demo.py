@@ -454,6 +454,7 @@ def test_the_page_input_tensor_equals_load_image(browser, colour_server, tmp_pat
             diffs[path.name] = (float(np.abs(ours - trained).mean()), int(np.abs(ours - trained).max()))
     finally:
         page.close()
+    print("page vs load_image (mean, max):", diffs)
     assert all(mean < RESIZE_TOLERANCE for mean, _ in diffs.values()), diffs
     # The PNGs decode identically in both, so the transcribed resize is exact there.
     assert all(worst <= 1 for name, (_, worst) in diffs.items() if name.endswith(".png") and "transparent" not in name), diffs

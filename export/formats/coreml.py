@@ -11,9 +11,15 @@ normalization with different std per channel cannot be expressed there; then the
 in the graph and the ImageType is left at scale 1, bias 0 (both cases keep raw pixels as input).
 
 Quantize kinds (``QUANTIZE_KINDS``): fp16 (default) and fp32 compute precision, and weight-only
-compression with coremltools.optimize on top of fp16: int8 (linear symmetric, per channel) and
-k-means palettization with 4, 6 or 8 bits per weight. Compressed weights are decompressed by the
+compression with coremltools.optimize on top of fp16: int8 (linear symmetric, per channel),
+k-means palettization with 4, 6 or 8 bits per weight, and int4 (block-wise linear, blocks of 32
+input channels). The deployment target (``coreml_target``) decides the granularity: iOS 16/17 have
+one palette per tensor; iOS 18 has one palette per group of 16 output channels, which keeps small
+palettes accurate, and block-wise int4 (iOS 18 only). Compressed weights are decompressed by the
 runtime; activations stay fp16.
+
+Xcode shows the model's author (default: the user running edge), license, version and
+description, and its Preview tab works through the documented preview-type metadata key.
 
 ``load()`` returns a Predictor of ``edge.runtimes.coreml``: coremltools' real ``predict`` on
 macOS, edge's MIL reference executor (``edge.runtimes.mil``) everywhere else.
@@ -39,10 +45,19 @@ from edge.spec import ModelSpec
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 # Every quantize kind this format offers, in the order `edge export --help` lists them.
-QUANTIZE_KINDS = ("fp16", "fp32", "int8", "palettize4", "palettize6", "palettize8")
+QUANTIZE_KINDS = ("fp16", "fp32", "int8", "palettize4", "palettize6", "palettize8", "int4")
 PALETTE_BITS = {"palettize4": 4, "palettize6": 6, "palettize8": 8}
-# iOS 16 / macOS 13: the first OS whose Core ML runs compressed (constexpr) weights.
-DEFAULT_TARGET = "iOS16"
+# --coreml-target -> coremltools target. iOS 16 / macOS 13: the first OS whose Core ML runs
+# compressed (constexpr) weights, so the widest target edge's kinds work on.
+TARGETS = {"ios16": "iOS16", "ios17": "iOS17", "ios18": "iOS18"}
+DEFAULT_TARGET = "ios16"
+GROUPED_FROM = "ios18"  # per-grouped-channel palettes and block-wise quantization need iOS 18
+KIND_MIN_TARGET = {"int4": GROUPED_FROM}
+PALETTE_GROUP_SIZE = 16  # output channels sharing one palette (iOS 18)
+INT4_BLOCK_SIZE = 32  # input channels sharing one int4 scale (iOS 18)
+# Xcode's Preview tab for an image classifier (coremltools' documented model preview keys).
+PREVIEW_TYPE_KEY = "com.apple.coreml.model.preview.type"
+PREVIEW_TYPE = "imageClassifier"
 # coremltools.optimize compresses only weight tensors with at least this many elements.
 DEFAULT_WEIGHT_THRESHOLD = 2048
 PREPROCESS_LAYER = contract.PREPROCESS_LAYER
@@ -59,9 +74,9 @@ def export(
     """Convert ``model`` to a Core ML package at ``out_path`` (written atomically).
 
     ``calibration`` is not needed (compression is weight-only). ``options`` is an
-    ``ExportOptions`` (or a plain dict): ``source_run`` is written into the metadata; Core ML
-    extras (``options.extra``): ``minimum_deployment_target`` (default iOS16) and
-    ``weight_threshold`` (smallest weight tensor that is compressed, default 2048).
+    ``ExportOptions`` (or a plain dict): ``source_run``, ``coreml_target``, ``author``,
+    ``license``, ``version``; extra ``weight_threshold`` (smallest weight tensor that is
+    compressed, default 2048).
     """
     options = _options_dict(options)
     if quantize not in QUANTIZE_KINDS:
@@ -79,8 +94,9 @@ def export(
         convert_seconds=time.perf_counter() - start,
         details={
             "image_input": image_norm,
-            "minimum_deployment_target": options.get("minimum_deployment_target", DEFAULT_TARGET),
+            "minimum_deployment_target": TARGETS[_target(options)],
             "compute_precision": "fp32" if quantize == "fp32" else "fp16",
+            **({"compression": _compression_name(quantize, _target(options))} if _compressed(quantize) else {}),
         },
     )
 
@@ -90,7 +106,42 @@ def _options_dict(options: Any) -> dict[str, Any]:
         return {}
     if isinstance(options, dict):
         return dict(options)
-    return {"source_run": getattr(options, "source_run", ""), **dict(getattr(options, "extra", {}) or {})}
+    keys = ("source_run", "coreml_target", "author", "license", "version")
+    return {**{k: getattr(options, k, "") for k in keys}, **dict(getattr(options, "extra", {}) or {})}
+
+
+def _target(options: dict[str, Any]) -> str:
+    target = str(options.get("coreml_target") or DEFAULT_TARGET).lower()
+    if target not in TARGETS:
+        raise EdgeError(f"--coreml-target must be one of {', '.join(TARGETS)}, not '{target}'.")
+    return target
+
+
+def check_options(options: Any, kinds: tuple[str, ...]) -> None:
+    """Refuse, before any work, a target that cannot hold a requested kind."""
+    target = _target(_options_dict(options))
+    for kind in kinds:
+        needed = KIND_MIN_TARGET.get(kind)
+        if needed and list(TARGETS).index(target) < list(TARGETS).index(needed):
+            raise EdgeError(f"Core ML {kind} needs --coreml-target {needed} or later (block-wise weights), "
+                            f"not {target}.")
+
+
+def _compressed(quantize: str) -> bool:
+    return quantize in PALETTE_BITS or quantize in ("int8", "int4")
+
+
+def _grouped(target: str) -> bool:
+    return list(TARGETS).index(target) >= list(TARGETS).index(GROUPED_FROM)
+
+
+def _compression_name(quantize: str, target: str) -> str:
+    if quantize == "int8":
+        return "int8 linear symmetric, per output channel"
+    if quantize == "int4":
+        return f"int4 linear symmetric, per block of {INT4_BLOCK_SIZE} input channels"
+    where = f"per group of {PALETTE_GROUP_SIZE} output channels" if _grouped(target) else "per tensor"
+    return f"{PALETTE_BITS[quantize]}-bit k-means palette, {where}"
 
 
 def convert(model, spec: ModelSpec, quantize: str, options: dict[str, Any]):
@@ -103,7 +154,9 @@ def convert(model, spec: ModelSpec, quantize: str, options: dict[str, Any]):
     image = ct.ImageType(
         name=contract.COREML_INPUT, shape=(1, h, w, 3), scale=scale, bias=list(bias), color_layout=layout
     )
-    target = getattr(ct.target, options.get("minimum_deployment_target", DEFAULT_TARGET))
+    target_name = _target(options)
+    check_options(options, (quantize,))
+    target = getattr(ct.target, TARGETS[target_name])
     precision = ct.precision.FLOAT32 if quantize == "fp32" else ct.precision.FLOAT16
     try:
         mlmodel = ct.convert(
@@ -118,9 +171,10 @@ def convert(model, spec: ModelSpec, quantize: str, options: dict[str, Any]):
     except Exception as exc:
         raise EdgeError(f"Core ML conversion failed: {one_line(exc)}.") from exc
     mlmodel = _rename_outputs(mlmodel)
-    if quantize in PALETTE_BITS or quantize == "int8":
-        mlmodel = _compress(mlmodel, quantize, int(options.get("weight_threshold", DEFAULT_WEIGHT_THRESHOLD)))
-    _describe(mlmodel, spec, quantize, str(options.get("source_run", "")))
+    if _compressed(quantize):
+        mlmodel = _compress(mlmodel, quantize, int(options.get("weight_threshold", DEFAULT_WEIGHT_THRESHOLD)),
+                            _grouped(target_name))
+    _describe(mlmodel, spec, quantize, options)
     return mlmodel, {"scale": scale, "bias": list(bias), "color_layout": str(layout.name)}
 
 
@@ -172,30 +226,48 @@ def _rename_outputs(mlmodel):
     return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
 
 
-def _compress(mlmodel, quantize: str, weight_threshold: int):
+def _compress(mlmodel, quantize: str, weight_threshold: int, grouped: bool):
     import coremltools.optimize.coreml as cto
 
     if quantize == "int8":
         op_config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", weight_threshold=weight_threshold)
         return cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
-    op_config = cto.OpPalettizerConfig(mode="kmeans", nbits=PALETTE_BITS[quantize], weight_threshold=weight_threshold)
+    if quantize == "int4":
+        op_config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int4", granularity="per_block",
+                                                block_size=INT4_BLOCK_SIZE, weight_threshold=weight_threshold)
+        return cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
+    grouping = {"granularity": "per_grouped_channel", "group_size": PALETTE_GROUP_SIZE} if grouped else {}
+    op_config = cto.OpPalettizerConfig(mode="kmeans", nbits=PALETTE_BITS[quantize], weight_threshold=weight_threshold,
+                                       **grouping)
     return cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
 
 
-def _describe(mlmodel, spec: ModelSpec, quantize: str, source_run: str) -> None:
+def _describe(mlmodel, spec: ModelSpec, quantize: str, options: dict[str, Any]) -> None:
     h, w = spec.input_size
     n = spec.num_classes
     mlmodel.short_description = (
         f"{spec.name}: {spec.backbone} image classifier, {n} classes ({quantize}). Made with edge."
     )
-    mlmodel.author = "edge"
-    mlmodel.version = spec.model_version
+    mlmodel.author = str(options.get("author") or default_author())
+    mlmodel.license = str(options.get("license") or "")
+    mlmodel.version = str(options.get("version") or spec.model_version)
     mlmodel.input_description[contract.COREML_INPUT] = (
         f"RGB image, {w}x{h} pixels (stretched to this size, no crop); normalization is built in."
     )
     mlmodel.output_description[contract.COREML_LABEL_OUTPUT] = "Most likely class label."
     mlmodel.output_description[contract.COREML_PROBS_OUTPUT] = "Probability of each class label."
-    mlmodel.user_defined_metadata.update(contract.artifact_metadata(spec, source_run))
+    mlmodel.user_defined_metadata.update(contract.artifact_metadata(spec, str(options.get("source_run", ""))))
+    mlmodel.user_defined_metadata[PREVIEW_TYPE_KEY] = PREVIEW_TYPE
+
+
+def default_author() -> str:
+    """The user running edge (the model is theirs, not edge's)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment
+        return "unknown"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +295,7 @@ FORMAT = Format(
     budgets={
         "fp32": FP32_BUDGET,
         "fp16": FP16_BUDGET,
-        **{kind: COMPRESSED_BUDGET for kind in ("int8", *PALETTE_BITS)},
+        **{kind: COMPRESSED_BUDGET for kind in ("int8", "int4", *PALETTE_BITS)},
     },
     verified_by=runtime.MACOS_ENGINE if runtime.ON_MACOS else "MIL reference executor",
     runtime="coreml",
@@ -232,5 +304,6 @@ FORMAT = Format(
     always_runs_here=runtime.ON_MACOS,  # off macOS, a program the executor cannot run is "not verified"
     latency_note=runtime.LATENCY_NOTE,
     per_load_threads=False,  # no thread setting (and no latency) off macOS: one row in a thread sweep
-    options=("source_run", "extra"),
+    options=("source_run", "coreml_target", "author", "license", "version", "extra"),
+    check_options=check_options,
 )

@@ -77,7 +77,11 @@ class ExportOptions:
     per_channel: bool = True  # ONNX static int8: per-channel weight scales
     calibration_count: int = 200  # representative images drawn from the training split
     float_layers: tuple[str, ...] = ()  # layers kept in float (mixed precision int8 remedy)
-    extra: dict[str, Any] = field(default_factory=dict)  # format-specific extras (e.g. Core ML)
+    coreml_target: str = "ios16"  # Core ML minimum deployment target (ios16 | ios17 | ios18)
+    author: str = ""  # model author shown by Xcode and metadata readers ("" = the user running edge)
+    license: str = ""
+    version: str = ""  # model version ("" = the spec's model_version)
+    extra: dict[str, Any] = field(default_factory=dict)  # format-specific extras (e.g. Core ML weight_threshold)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class Format:
     inspect: Callable[..., dict[str, Any]] | None = None
     bench_note: str = ""  # a line for bench.md when this format is in the table
     options: tuple[str, ...] = ()  # ExportOptions fields this format reads (for --help and docs)
+    # check_options(options, kinds) raises EdgeError for options this format cannot honour (before any work)
+    check_options: Callable[[ExportOptions, tuple[str, ...]], None] | None = None
 
     @property
     def exportable(self) -> bool:

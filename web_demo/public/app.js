@@ -40,7 +40,7 @@ function showInfo(manifest) {
     ["Runtime", `${runtime.name} ${runtime.version}, ${runtime.backend}, ${runtime.threads} thread${runtime.threads > 1 ? "s" : ""}` +
       (runtime.isolated ? "" : " (not cross-origin isolated: one thread)")],
     ["Loaded in", `${model.loadMs.toFixed(0)} ms`],
-    ["Source run", [spec.run_id && `run ${spec.run_id}`, model.metadata[manifest.contract.source_run]].filter(Boolean).join(", ") || "–"],
+    ["Source run", model.metadata[manifest.contract.source_run] || (spec.run_id ? `run ${spec.run_id}` : "–")],
     ["Exported by", `edge ${model.metadata[manifest.contract.edge_version] || "?"}`],
   ];
   const dl = $("model-info");

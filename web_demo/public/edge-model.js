@@ -31,7 +31,10 @@ export function readOnnxMetadata(bytes) {
   const skip = (wire, end) => {
     if (wire === 0) varint(end);
     else if (wire === 1) pos += 8;
-    else if (wire === 2) pos += varint(end);
+    else if (wire === 2) {
+      const length = varint(end); // read before adding: `pos += varint()` would add to the old pos
+      pos += length;
+    }
     else if (wire === 5) pos += 4;
     else throw new Error(`not an ONNX model (protobuf wire type ${wire})`);
     if (pos > end) throw new Error("not an ONNX model (truncated protobuf)");
@@ -41,7 +44,8 @@ export function readOnnxMetadata(bytes) {
     const field = Math.floor(tag / 8);
     const wire = tag % 8;
     if (field === 14 && wire === 2) {
-      const stop = pos + varint(bytes.length);
+      const length = varint(bytes.length);
+      const stop = pos + length;
       const entry = { key: "", value: "" };
       while (pos < stop) {
         const innerTag = varint(stop);

@@ -13,7 +13,15 @@ import typer
 
 from edge.bench.runner import BenchSettings
 from edge.cli.app import (
-    app, epilog, examples, json_option, json_to_stdout, quiet_option, setup_output, verbose_option, write_json,
+    app,
+    epilog,
+    examples,
+    json_option,
+    json_to_stdout,
+    quiet_option,
+    setup_output,
+    verbose_option,
+    write_json,
 )
 
 DEFAULTS = BenchSettings()

@@ -61,18 +61,26 @@ def unavailable_reason() -> str:
     return ""
 
 
+# Playwright's sync API runs one driver per thread: browsers launched in this process share it,
+# and it stops when the last one closes.
+_DRIVER: dict = {"driver": None, "users": 0}
+
+
 def launch_browser():
-    """(playwright, browser): headless Chromium started by Playwright; close with ``close_browser``."""
+    """(driver, browser): headless Chromium started by Playwright; close with ``close_browser``."""
     reason = unavailable_reason()
     if reason:
         raise EdgeError(reason[0].upper() + reason[1:] + ".")
     from playwright.sync_api import sync_playwright
 
-    driver = sync_playwright().start()
+    if _DRIVER["driver"] is None:
+        _DRIVER["driver"] = sync_playwright().start()
+    driver = _DRIVER["driver"]
+    _DRIVER["users"] += 1
     try:
         browser = driver.chromium.launch(executable_path=find_chromium(), headless=True, args=list(CHROMIUM_FLAGS))
     except Exception as exc:
-        driver.stop()
+        _release(driver)
         raise EdgeError(f"Chromium ({find_chromium()}) did not start: {one_line(exc)}.") from exc
     return driver, browser
 
@@ -81,6 +89,13 @@ def close_browser(driver, browser) -> None:
     try:
         browser.close()
     finally:
+        _release(driver)
+
+
+def _release(driver) -> None:
+    _DRIVER["users"] -= 1
+    if _DRIVER["users"] <= 0 and _DRIVER["driver"] is driver:
+        _DRIVER.update(driver=None, users=0)
         driver.stop()
 
 

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast lint install clean
+.PHONY: demo test test-fast lint install clean web-demo
 
 $(BIN)/.edge-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ test: install
 # The inner loop: everything that needs no model training (a few minutes on 2 cores).
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The web demo's runtime (onnxruntime-web, pinned by web_demo/package-lock.json) from the npm registry,
+# copied into web_demo/public/vendor/ (git-ignored), where `edge serve` serves it. `edge serve` runs
+# the same build itself when it is missing; this target is for CI and for machines set up ahead.
+WEB_BUILT := web_demo/public/vendor/build.json
+$(WEB_BUILT): web_demo/package-lock.json web_demo/build.mjs
+	cd web_demo && npm ci --omit=dev --ignore-scripts --no-audit --no-fund && node build.mjs
+
+web-demo: $(WEB_BUILT)
 
 lint: install
 	$(BIN)/ruff check .

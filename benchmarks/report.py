@@ -193,9 +193,16 @@ def chart_png(result, path: Path) -> Path | None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight", pad_inches=0.15)
+        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight", pad_inches=0.15,
+                    bbox_extra_artists=_outside_artists(fig))
     plt.close(fig)
     return path
+
+
+def _outside_artists(fig) -> list:
+    """The legends and notes around the axes, so the tight bounding box keeps them whole."""
+    ax = fig.axes[0]
+    return [a for a in ax.get_children() if type(a).__name__ == "Legend"] + list(ax.texts)
 
 
 def chart(result):
@@ -243,10 +250,8 @@ def chart(result):
     else:
         spread = max(max(xs) - min(xs), max(xs) * 0.2, 1e-3)
         ax.set_xlim(max(0.0, min(xs) - 0.15 * spread), max(xs) + 0.15 * spread)
-    for value in references[:1]:
+    for value in references[:1]:  # named in the legend (a label here would sit on the points)
         ax.axhline(value * 100, color="gray", linestyle="--", linewidth=0.8, zorder=1)
-        ax.annotate(f"reference {value * 100:.1f}%", (0.005, value * 100), xycoords=("axes fraction", "data"),
-                    fontsize=7, color="gray", va="bottom")
 
     # Labels on the points that matter: the Pareto front (fastest for its accuracy).
     several = len(threads) > 1
@@ -262,6 +267,9 @@ def chart(result):
     format_handles = [Line2D([], [], marker="o", linestyle="", markersize=8, color=colors[name],
                              markeredgecolor="black", label=_format(name).display_name) for name in formats_here
                       if any(r.format == name for r in points)]
+    if references:
+        format_handles.append(Line2D([], [], color="gray", linestyle="--", linewidth=0.8,
+                                     label=f"reference {references[0] * 100:.1f}%"))
     first = ax.legend(handles=format_handles, title="format", loc="upper left", bbox_to_anchor=(1.01, 1.0),
                       fontsize=8, title_fontsize=8, frameon=False)
     ax.add_artist(first)

@@ -28,6 +28,7 @@ from edge.bench import models as model_refs
 from edge.errors import EdgeError, one_line
 from edge.fileio import path_size
 from edge.rundir import MODEL_FILE
+from edge.runtimes import web as web_runtime
 from edge.runtimes.foreign import ForeignOptions
 from edge.spec import ModelSpec
 
@@ -88,6 +89,7 @@ class BenchResult:
     options: dict[str, Any]
     matmul: dict[str, Any] = field(default_factory=dict)  # threads -> microbenchmark result
     seconds: float = 0.0
+    files: dict[str, Path] = field(default_factory=dict)  # what bench() wrote: json, markdown, chart
 
     @property
     def ok(self) -> bool:
@@ -95,6 +97,7 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("files")
         data["models"] = data.pop("rows")  # one entry per model and thread count
         data["ok"] = self.ok
         data["memory_measure"] = ("peak_mem_mb: growth of the process's peak resident memory (Linux VmHWM, reset "
@@ -120,6 +123,23 @@ def parse_threads(value: str | Sequence[int] | int | None) -> list[int]:
     return list(dict.fromkeys(items))
 
 
+NATIVE = "native"
+RUNTIME_KINDS = (NATIVE, web_runtime.KIND)
+
+
+def parse_runtimes(value: str | Sequence[str] | None) -> list[str]:
+    """``"native,web"`` -> ["native", "web"]; None -> ["native"]."""
+    items = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value or [NATIVE])]
+    items = [v for v in items if v] or [NATIVE]
+    unknown = [v for v in items if v not in RUNTIME_KINDS]
+    if unknown:
+        raise EdgeError(f"--runtime takes a comma list of {', '.join(RUNTIME_KINDS)}, not '{', '.join(unknown)}'.")
+    return list(dict.fromkeys(items))
+
+
+DEFAULT_OUT = "bench"  # where results go, beside the first model
+
+
 @dataclass
 class BenchSettings:
     """Every option of ``edge bench`` with its default, validated once (the CLI shows these)."""
@@ -135,7 +155,11 @@ class BenchSettings:
     labels: list[str] | None = None  # for models without edge metadata
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    # "native": each format's own runtime here; "web": the in-browser runtime (onnxruntime-web in headless
+    # Chromium, edge.runtimes.web) for the formats it runs. A comma list gives rows for each.
+    runtime: str | Sequence[str] = NATIVE
     thread_counts: list[int] = field(default_factory=list, init=False)
+    runtime_kinds: list[str] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.warmup < 0 or self.runs < 1 or not self.time_budget > 0:
@@ -143,6 +167,7 @@ class BenchSettings:
         if self.max_drop is not None and not self.max_drop >= 0:
             raise EdgeError(f"--max-drop must be a number of points of at least 0, not {self.max_drop}.")
         self.thread_counts = parse_threads(self.threads)
+        self.runtime_kinds = parse_runtimes(self.runtime)
 
     @property
     def foreign(self) -> ForeignOptions:
@@ -150,7 +175,7 @@ class BenchSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return {"threads": self.thread_counts, "batch": self.batch, "warmup": self.warmup, "runs": self.runs,
-                "time_budget_s": self.time_budget}
+                "time_budget_s": self.time_budget, "runtime": self.runtime_kinds}
 
 
 @dataclass
@@ -168,6 +193,9 @@ def bench(
     run: str | Path | None = None,
     reference: str | Path | None = None,
     *,
+    out: str | Path | None = None,
+    write: bool = True,
+    json_file: str | Path | None = None,
     quiet: bool = False,
     on_row: Callable[[Row], None] | None = None,
     **options: Any,
@@ -175,7 +203,9 @@ def bench(
     """Accuracy, agreement with the reference and CPU latency of every model, side by side.
 
     ``options`` are the fields of ``BenchSettings`` (threads, batch, warmup, runs, time_budget,
-    max_drop, measure_latency, floor, labels, mean, std); ``quiet`` prints nothing. ``models=None``:
+    max_drop, measure_latency, floor, labels, mean, std); ``quiet`` prints nothing. Unless
+    ``write=False``, ``bench.json``, ``bench.md`` and ``bench.png`` are written to ``out``
+    (default: ``bench/`` beside the first model) and ``json_file``, as ``edge bench`` does. ``models=None``:
     the newest export folder under ``./runs`` (said on screen unless ``quiet``).
     """
     from edge.console import console, quiet_status
@@ -229,14 +259,17 @@ def bench(
 
     rows: list[Row] = []
     warnings: list[str] = []
-    for model in refs:
+    for model, kind in ((m, k) for m in refs for k in settings.runtime_kinds):
         fmt = model.fmt
+        if kind == web_runtime.KIND and not web_runtime.runs(fmt):
+            warnings.append(f"{model.name}: the in-browser runtime runs {web_runtime.formats_note()} only; no web row.")
+            continue
         accuracy_fields: dict[str, Any] | None = None
         # a runtime without a per-model thread setting gets one row in a thread sweep
         sweep = settings.thread_counts if fmt.per_load_threads else settings.thread_counts[:1]
         for t in sweep:
             with status(f"Benchmarking {model.name} ({t} thread{'s' if t > 1 else ''})..."):
-                row, accuracy_fields, predictor = _bench_one(model, t, evalset, settings, ref, accuracy_fields)
+                row, accuracy_fields, predictor = _bench_one(model, t, evalset, settings, ref, accuracy_fields, kind)
             if not fmt.per_load_threads:
                 row.threads = _actual_threads(predictor) if row.p50_ms is not None else None
                 if fmt.thread_note and len(settings.thread_counts) > 1:
@@ -247,6 +280,8 @@ def bench(
                 row.flops = model_flops
                 row.floor_ms = model_flops * row.batch / matmul[str(t)]["flops_per_s"] * 1000.0
                 row.x_floor = row.p50_ms / row.floor_ms
+            if callable(getattr(predictor, "close", None)):
+                predictor.close()  # the browser runtime: its Chromium and server
             del predictor
             gc.collect()
             rows.append(row)
@@ -255,13 +290,19 @@ def bench(
     warnings += traps.measured_warnings(rows)
     from edge.bench.report import machine_info
 
-    return BenchResult(
+    result = BenchResult(
         rows=rows, data=evalset.source, count=len(evalset),
         reference=str(reference_ref.path) if reference_ref else "",
         reference_runtime=str(getattr(ref.predictor, "runtime", "")) if ref.predictor else "",
         max_drop=settings.max_drop, warnings=list(dict.fromkeys(warnings)), machine=machine_info(), matmul=matmul,
         options=settings.to_dict(), seconds=time.perf_counter() - started,
     )
+    if write and rows:
+        from edge.bench.report import write_all
+
+        out_dir = Path(out) if out is not None else Path(rows[0].path).parent / DEFAULT_OUT
+        result.files = write_all(result, out_dir, Path(json_file) if json_file is not None else None)
+    return result
 
 
 def _reference(reference, refs: list[model_refs.ModelRef], run_dir: Path | None) -> model_refs.ModelRef | None:
@@ -278,15 +319,19 @@ def _reference(reference, refs: list[model_refs.ModelRef], run_dir: Path | None)
 
 
 def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalSet, settings: BenchSettings,
-               ref: _Reference, accuracy_fields: dict[str, Any] | None) -> tuple[Row, dict[str, Any], Any]:
-    """One model at one thread count: load, accuracy (computed once per model), latency, memory."""
+               ref: _Reference, accuracy_fields: dict[str, Any] | None,
+               kind: str = NATIVE) -> tuple[Row, dict[str, Any], Any]:
+    """One model at one thread count on one runtime kind: load, accuracy (once per model and kind), latency, memory."""
     known = model_refs.read_metadata(model).get(contract.KEY_SPEC)
     if known:  # decode the images before the memory baseline, so peak memory is the model's own
         evalset.images(ModelSpec.from_json(known).input_size)
     memory = latency.PeakMemory()
     memory.start()
     start = time.perf_counter()
-    predictor = model_refs.load(model, threads, settings.foreign)
+    if kind == web_runtime.KIND:
+        predictor = web_runtime.load(model.path, threads)
+    else:
+        predictor = model_refs.load(model, threads, settings.foreign)
     load_s = time.perf_counter() - start
     spec = predictor.spec
     row = Row(name=model.name, path=str(model.path), format=model.format,
@@ -305,12 +350,19 @@ def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalS
     elif model.fmt.latency_note:
         row.latency_note = model.fmt.latency_note  # never a made-up number
     else:
-        call = latency.invoker(predictor, _batch_of(images, settings.batch))
-        stats = latency.summarize(latency.time_calls(call, settings.warmup, settings.runs, settings.time_budget),
-                                  settings.batch)
+        timed = _batch_of(images, settings.batch)
+        own_clock = getattr(predictor, "time_calls", None)  # the browser runtime times in the page itself
+        if callable(own_clock):
+            seconds = own_clock(timed, settings.warmup, settings.runs, settings.time_budget)
+        else:
+            seconds = latency.time_calls(latency.invoker(predictor, timed), settings.warmup, settings.runs,
+                                         settings.time_budget)
+        stats = latency.summarize(seconds, settings.batch)
         for key in ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "runs", "throughput_ips"):
             setattr(row, key, getattr(stats, key))
     row.peak_mem_mb = memory.stop_mb()
+    if kind == web_runtime.KIND:
+        row.peak_mem_mb = None  # the engine's memory is Chromium's, not this process's
     return row, accuracy_fields, predictor
 
 

@@ -70,6 +70,18 @@ def test_root_version_completion_and_options(cli):
     assert root.index("train") < root.index("export") < root.index("bench") < root.index("predict")
 
 
+def test_int8_io_advice_is_consistent(cli):
+    """uint8 I/O for MediaPipe and raw-pixel consumers; int8 only when the app feeds pixel - 128 itself."""
+    text = " ".join(cli("export", "--help", width=200).output.split())
+    assert "MediaPipe" in text and "refuse int8 input" in text and "only when the app feeds that itself" in text
+    import inspect
+
+    from edge.export.formats import tflite
+
+    warning = re.sub(r'"\s+f?"', "", inspect.getsource(tflite.inspect))  # the implicitly joined literals
+    assert "Keep uint8 for MediaPipe Tasks" in warning and "only pays when the app feeds pixel - 128 itself" in warning
+
+
 def test_defaults_shown_come_from_the_api():
     from edge.bench.runner import BenchSettings
     from edge.cli import bench_cmd, export_cmd
@@ -168,7 +180,7 @@ def test_logs_silenced_and_back(monkeypatch):
 def test_third_party_import_noise_is_gone():
     """TensorFlow's absl lines and coremltools' warnings on import: none by default, all with -v."""
     code = ("import sys; from edge import logs; logs.configure(verbose=len(sys.argv) > 1); "
-            "import edge.keras_setup, coremltools; print('ok')")
+            "import coremltools, tensorflow, edge.keras_setup; print('ok')")  # whoever imports TensorFlow first
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert quiet.returncode == 0 and quiet.stdout.strip() == "ok"
@@ -177,6 +189,7 @@ def test_third_party_import_noise_is_gone():
         loud = subprocess.run([sys.executable, "-c", code, "-v"], capture_output=True, text=True, timeout=300,
                               env=env)
         assert "_MLModelProxy" in loud.stderr  # coremltools' macOS-only module: the warning is back with -v
+        assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"  # configure(verbose=True) ran in the child only
 
 
 def test_scikit_learn_is_not_a_dependency():

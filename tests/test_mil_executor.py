@@ -1,5 +1,6 @@
-"""Whole models: every supported backbone's Core ML export, run by the MIL reference executor,
-agrees with Keras (fp32: max prob diff <= 1e-4, or no further than TFLite fp32 is; fp16: top-1
+"""Whole models: every supported backbone's Core ML export, run by the MIL executor as edge's
+Core ML predictor runs it (its default, compiled TensorFlow engine; tests/test_mil_compiled.py
+checks that engine against the NumPy one op by op), agrees with Keras (fp32: max prob diff <= 1e-4, or no further than TFLite fp32 is; fp16: top-1
 agreement on the images the model has decided, see BACKBONES) and with TFLite fp32.
 
 Each backbone is built small (alpha 0.35 MobileNets, 32 px; InceptionV3 at its 75 px minimum)

@@ -228,19 +228,20 @@ def test_every_exported_format_agrees_with_keras(case, tmp_path):
     from edge import formats, predict
 
     root, model, photos = case
-    done = run_edge("export", str(model), "--format", ",".join(formats.names()), "--quantize", "fp32,fp16",
-                    "--data", str(photos), "--out", str(tmp_path / "export"), "--json", "-")
+    kinds = "fp32,fp16,dynamic,int8,palettize8"  # each format takes the kinds it has
+    done = run_edge("export", str(model), "--format", ",".join(formats.names()), "--quantize", kinds,
+                    "--data", str(photos), "--out", str(tmp_path / "export"), "--max-drop", "100", "--json", "-")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     artifacts = [tmp_path / "export" / e["file"] for e in report["entries"] if e["status"] == "passed"]
-    assert {formats.for_path(a).name for a in artifacts} == set(formats.names())
+    assert {formats.for_path(a).name for a in artifacts} == set(formats.names()) and len(artifacts) >= 9
     reference = predict(model, photos, top_k=3)
     for artifact in artifacts:
         result = predict(artifact, photos, top_k=3)
         assert result.labels == LABELS, artifact
         for ours, theirs in zip(result.images, reference.images):
             assert ours.top.label == theirs.top.label, artifact
-            assert ours.top.score == pytest.approx(theirs.top.score, abs=0.02), artifact
+            assert ours.top.score == pytest.approx(theirs.top.score, abs=0.05), artifact
     bench = run_edge("bench", str(tmp_path / "export"), "--data", str(photos), "--no-latency", "--json", "-",
                      columns=80)
     assert bench.returncode == 0, bench.stderr

@@ -81,10 +81,13 @@ def convert(model, quantize: str, calibration: np.ndarray | None = None, options
     """The bare ``.tflite`` flatbuffer (no metadata) for one quantization kind."""
     options = options or ExportOptions()
     converter, representative = _converter(model, quantize, calibration, options)
+    from edge.logs import native_stderr_quiet
+
     try:
-        if quantize == "int8" and options.float_layers:
-            return _convert_mixed(converter, representative, options.float_layers)
-        return converter.convert()
+        with native_stderr_quiet():  # the converter's native "fully_quantize: ..." line
+            if quantize == "int8" and options.float_layers:
+                return _convert_mixed(converter, representative, options.float_layers)
+            return converter.convert()
     except EdgeError:
         raise
     except Exception as exc:

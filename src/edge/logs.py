@@ -9,7 +9,9 @@ does unless ``-v/--verbose``) they are silenced:
   cuInit" on machines without a GPU; real failures still reach the user as Python exceptions.
 * The lines TensorFlow's absl writes while it is imported ("All log messages before
   absl::InitializeLog()", oneDNN and CUDA-stub notices) ignore that variable, so
-  ``native_stderr_quiet`` hides the process's stderr while ``edge.keras_setup`` imports it.
+  ``native_stderr_quiet`` hides the process's stderr while TensorFlow is imported: by
+  ``edge.keras_setup``, and by an import hook (``configure``) for the libraries that import
+  TensorFlow on their own first (coremltools, tf2onnx).
 * Python logging of tensorflow, absl, coremltools, onnxruntime, tf2onnx (and friends) at ERROR.
   Among them coremltools' "Failed to load _MLModelProxy" (its macOS-only native module is absent
   on Linux, which is why edge verifies Core ML with its own executor) and its version notes
@@ -29,6 +31,7 @@ TensorFlow's own logger at ERROR (``edge.keras_setup``).
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import logging
 import os
 import re
@@ -86,6 +89,8 @@ def configure(verbose: bool = False) -> None:
         _absl_verbosity("info")
         return
     setup_env()
+    if not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
     for name in NOISY:
         logger = logging.getLogger(name)
         _SAVED_LEVELS.setdefault(name, logger.level)
@@ -145,3 +150,38 @@ def native_stderr_quiet() -> Iterator[None]:
         os.close(saved)
         os.close(devnull)
 
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` like the other finders do, but runs its ``__init__`` inside
+    ``native_stderr_quiet`` (whoever imports it first). Inert once TensorFlow is imported or when
+    verbose."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow" or _state["verbose"]:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _QuietLoader(spec.loader)
+                return spec
+        return None
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Delegates to the real loader; ``exec_module`` with native stderr hidden."""
+
+    def __init__(self, loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with native_stderr_quiet():
+            self._loader.exec_module(module)
+
+    def __getattr__(self, name: str):  # get_resource_reader, is_package, get_data, ...
+        return getattr(self._loader, name)

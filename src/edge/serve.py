@@ -125,7 +125,8 @@ def ensure_built(app_dir: Path, say: Callable[[str], None] = lambda _: None) -> 
         version = None
     steps = []
     if version != locked_runtime_version(app_dir):
-        steps.append([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+        # --omit=dev: the page needs only onnxruntime-web (the devDependency is the benchmark's LiteRT.js)
+        steps.append([npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"])
     steps.append([node, "build.mjs"])
     say(f"Building the web demo ({problem}): " + "; ".join(" ".join([Path(s[0]).name, *s[1:]]) for s in steps))
     for step in steps:
@@ -262,13 +263,13 @@ def _make_handler(public: Path, chosen: Chosen, manifest_bytes: bytes):
         sys_version = ""
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format, *args):  # noqa: A002  (the stdlib's signature)
+        def log_message(self, format, *args):
             pass  # quiet: the page's requests are not news
 
-        def do_GET(self):  # noqa: N802  (the stdlib's name)
+        def do_GET(self):
             self._respond(head=False)
 
-        def do_HEAD(self):  # noqa: N802
+        def do_HEAD(self):
             self._respond(head=True)
 
         def _method_not_allowed(self):

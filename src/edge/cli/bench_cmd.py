@@ -49,6 +49,7 @@ def bench(
     run: Optional[Path] = typer.Option(None, "--run", help="Use this run directory's held-out split."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Reference model for agreement/drop (default: the source run's model.keras)."),
     threads: Optional[str] = typer.Option(None, "--threads", help="Thread counts to sweep, e.g. 1,2 (default: all cores)."),
+    runtime: str = typer.Option(DEFAULTS.runtime, "--runtime", help="Comma list: native (each format's runtime here), web (ONNX in headless Chromium with onnxruntime-web, the web demo's engine); native,web puts them side by side."),
     batch: int = typer.Option(DEFAULTS.batch, "--batch", help="Images per timed call."),
     warmup: int = typer.Option(DEFAULTS.warmup, "--warmup", help="Untimed runs before timing."),
     runs: int = typer.Option(DEFAULTS.runs, "--runs", help="Timed runs (at most)."),
@@ -78,20 +79,18 @@ def bench(
         found = latest_export()
         console.print(found.describe(), highlight=False)
         models = [found.path]
+    json_file = None if json_target is None or json_to_stdout(json_target) else Path(json_target)
     result = bench_api(
         models, data=data, run=run, reference=reference, threads=threads, batch=batch, warmup=warmup, runs=runs,
-        time_budget=time_budget, max_drop=max_drop, measure_latency=not no_latency, floor=floor,
+        time_budget=time_budget, max_drop=max_drop, measure_latency=not no_latency, floor=floor, runtime=runtime,
         labels=parse_labels(labels), mean=parse_triple(mean, "--mean"), std=parse_triple(std, "--std"),
+        out=out, json_file=json_file,
     )
     if is_quiet():
         print_result(report.table(result, console.width))
     else:
         report.print_summary(result, console)
-    first = Path(result.rows[0].path)
-    out_dir = out or (first.parent / "bench")
-    json_file = None if json_target is None or json_to_stdout(json_target) else Path(json_target)
-    written = report.write_all(result, out_dir, json_file)
-    console.print("[dim]wrote " + ", ".join(str(p) for p in written.values()) + "[/]", highlight=False)
+    console.print("[dim]wrote " + ", ".join(str(p) for p in result.files.values()) + "[/]", highlight=False)
     if json_to_stdout(json_target):
         write_json(json_target, report.to_json(result))
     if not result.ok:

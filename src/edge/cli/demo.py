@@ -72,11 +72,10 @@ def demo(out_dir: str | Path = "edge-demo", force: bool = False, per_class: int 
 
     console.rule("[bold]bench[/]: accuracy kept and CPU latency of every artifact")
     t = time.perf_counter()
-    benched = bench([export_dir], run=run_dir, threads="1", runs=50, time_budget=3.0)
+    benched = bench([export_dir], run=run_dir, threads="1", runs=50, time_budget=3.0, out=export_dir)
     from edge.bench import report
 
     report.print_summary(benched, console)
-    report.write_all(benched, export_dir)
     steps["bench"] = time.perf_counter() - t
     demo_result.bench_ok = benched.ok
     _summary(demo_result)

@@ -73,6 +73,10 @@ def export(
     verify: bool = typer.Option(DEFAULTS.verify, "--verify/--no-verify", help="Run every artifact against the Keras model (the gate)."),
     threads: Optional[int] = typer.Option(DEFAULTS.threads, "--threads", help="Threads for the runtimes during verification."),
     ios_demo: Optional[Path] = typer.Option(None, "--ios-demo", help="Also install the verified Core ML classifier (fp16 preferred) into this iOS demo app folder, e.g. ios_demo/."),
+    coreml_target: str = typer.Option(DEFAULTS.coreml_target, "--coreml-target", help="Core ML deployment target: ios16, ios17 or ios18 (int4 and grouped palettes need ios18)."),
+    author: str = typer.Option(DEFAULTS.author, "--author", help="Author shown in Xcode for Core ML models (default: the user running edge)."),
+    license: str = typer.Option(DEFAULTS.license, "--license", help="License shown in Xcode for Core ML models."),
+    model_version: str = typer.Option(DEFAULTS.model_version, "--model-version", help="Model version written into the artifacts (default: the spec's)."),
     json_target: Optional[str] = json_option("the export report (export_report.json)"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -106,6 +110,7 @@ def export(
             source, formats=format, quantize=quantize or None, out=out, data=data, max_drop=max_drop,
             force=force, verify=verify, int8_io=int8_io, calibration_count=calibration_count, opset=opset,
             per_channel=per_channel, int8_auto=int8_auto, qat=qat, qat_epochs=qat_epochs, threads=threads,
+            coreml_target=coreml_target, author=author, license=license, model_version=model_version,
             quiet=True, on_start=lambda n: bar.update(overall, total=n), on_progress=on_progress, on_entry=on_entry,
         )
     console.print(report_table(report, console.width))
@@ -176,7 +181,9 @@ def report_table(report, width: int | None = None):
 
 
 def _size(n: int) -> str:
-    return f"{n / 1e6:.2f}" if n else "-"
+    if not n:
+        return "-"
+    return f"{n / 1e6:.2f}" if n >= 10_000 else f"{n / 1e6:.3f}"  # a tiny model is not "0.00" MB
 
 
 def _pct(value) -> str:

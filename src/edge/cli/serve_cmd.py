@@ -42,9 +42,10 @@ def serve(
     if chosen.others:
         console.print(f"[dim]Also in the folder: {', '.join(chosen.others)} (--quantize picks another).[/]",
                       highlight=False)
-    for what, url in server.urls():
+    urls = server.urls()
+    for what, url in urls:
         console.print(f"  {what}: [bold cyan]{url}[/]", highlight=False)
-    if len(server.urls()) == 1 and host in ("0.0.0.0", "::", ""):
+    if len(urls) == 1 and host in ("0.0.0.0", "::", ""):
         console.print("  phones on the same network: http://<this machine's LAN address>:"
                       f"{server.port}/ (no LAN address found)", highlight=False)
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -32,9 +32,12 @@ EPILOG = epilog(
 
 
 def _option(name: str, help: str, default=None, **kwargs):
-    """A typer option for the TrainConfig field ``name``: its flag, and its default unless given."""
+    """A typer option for the TrainConfig field ``name``: its flag (and the field's own name as a long
+    flag when the short one differs, e.g. --lr and --learning-rate), and its default unless given."""
     value = getattr(DEFAULTS, name) if default is None else default
-    return typer.Option(value, flag(name), help=help, **kwargs)
+    long = "--" + name.replace("_", "-")
+    names = (flag(name),) if flag(name) == long else (flag(name), long)
+    return typer.Option(value, *names, help=help, **kwargs)
 
 
 @app.command(no_args_is_help=True, epilog=EPILOG)

@@ -35,8 +35,13 @@ def interpreter(path: Path, threads: int | None = None):
     """A LiteRT interpreter with its default delegates (XNNPACK); one sentence on failure."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from edge.logs import native_stderr_quiet
+
     try:
-        return Interpreter(model_path=str(path), num_threads=threads or None)
+        with native_stderr_quiet():  # LiteRT's native "Created TensorFlow Lite XNNPACK delegate" line
+            interp = Interpreter(model_path=str(path), num_threads=threads or None)
+            interp.allocate_tensors()
+        return interp
     except (ValueError, RuntimeError) as exc:
         raise EdgeError(f"LiteRT cannot load {path}: {one_line(exc)}.") from exc
 

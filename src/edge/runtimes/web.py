@@ -28,6 +28,7 @@ from edge.errors import EdgeError, one_line
 from edge.runtimes import BATCH, empty
 
 NAME = "onnxruntime-web"
+KIND = "web"  # edge bench --runtime web
 # Headless Chromium as root on a machine with no network: no sandbox (root), no GPU, and none of
 # the background connections (component updates, sync, QUIC probes) a closed network refuses.
 CHROMIUM_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,6 +36,20 @@ CHROMIUM_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-dev-shm-usage")
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
 LOAD_TIMEOUT_MS = 180_000  # compiling 14 MB of WebAssembly on a busy 2-core machine takes a while
+
+
+def runs(fmt) -> bool:
+    """Whether this runtime runs artifacts of the format record ``fmt`` (the page's engine decides)."""
+    from edge.serve import runs_in_page
+
+    return runs_in_page(fmt)
+
+
+def formats_note() -> str:
+    """The display names of the formats this runtime runs ("ONNX")."""
+    from edge import formats
+
+    return ", ".join(fmt.display_name for fmt in formats.all_formats() if runs(fmt))
 
 
 def find_chromium() -> str | None:

@@ -1,4 +1,4 @@
-"""A reference executor for Core ML ML programs, in NumPy, for checking Core ML exports on Linux.
+"""An executor for Core ML ML programs, for checking Core ML exports on Linux.
 
 coremltools can read an ``.mlpackage`` on any OS but can only *run* it on macOS. This module
 rebuilds the package's MIL program with coremltools' own proto reader
@@ -20,7 +20,8 @@ What is reproduced exactly as Core ML defines it:
 
 fp16 programs: every tensor the program declares as fp16 is rounded to fp16 after the op that
 produces it (round-to-nearest-even, overflow to inf), the way Core ML's CPU path stores fp16
-activations; within one op, products are accumulated in fp32. What is *not* reproduced: the
+activations; within one op, products are accumulated in fp32 (in both engines; their sums may be
+ordered differently, so a value can round to the neighbouring fp16 number). What is *not* reproduced: the
 Neural Engine and GPU kernels (their accumulation order, fused ops and fp16 internals are
 Apple's and undocumented), so a model can differ on those units by more than it does here.
 
@@ -54,7 +55,7 @@ _COLOR_SPACES = {20: "RGB", 30: "BGR"}  # ImageFeatureType.ColorSpace values edg
 
 
 class UnsupportedMilOp(EdgeError):
-    """The program holds an op the reference executor does not implement."""
+    """The program holds an op the executor does not implement (in either engine)."""
 
 
 @dataclass(frozen=True)
@@ -147,11 +148,11 @@ class MilExecutor:
         for o in self.ops:
             if o.op_type != "const" and o.op_type not in OPS:
                 raise UnsupportedMilOp(
-                    f"The Core ML program uses op '{o.op_type}' (at '{o.name}'), which the MIL reference "
+                    f"The Core ML program uses op '{o.op_type}' (at '{o.name}'), which the MIL "
                     f"executor does not implement, so the model cannot be verified on this machine."
                 )
             if o.blocks:
-                raise UnsupportedMilOp(f"The Core ML program uses control flow ('{o.op_type}' at '{o.name}'), which the MIL reference executor does not implement.")
+                raise UnsupportedMilOp(f"The Core ML program uses control flow ('{o.op_type}' at '{o.name}'), which the MIL executor does not implement.")
 
     def _fold_constants(self) -> dict[str, Any]:
         """Values of ``const`` ops and of compile-time ``constexpr_*`` ops, computed once."""

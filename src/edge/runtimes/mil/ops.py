@@ -4,7 +4,9 @@ Each function takes an op's inputs as keyword arguments (NumPy arrays, Python sc
 and returns its output(s). Layouts follow the MIL specification (coremltools' op docs): images
 are NCHW, convolution weights are ``(C_out, C_in / groups, kH, kW)``, ``pad`` lists
 ``[top, bottom, left, right]``. Arithmetic is done in float32 (float64 where noted); rounding to
-fp16 for fp16 programs is done by the executor on every op's output (see ``mil_executor``).
+fp16 for fp16 programs is done by the executor on every op's output (see ``executor``). These
+are the semantics (and the slow, simple oracle) of the executor's compiled TensorFlow engine,
+``compiled``, which lowers each of these ops and is tested against them.
 
 ``OPS`` maps each MIL op type to its function. The compile-time ``constexpr_*`` ops that
 coremltools.optimize writes (8-bit affine weights, k-means palettes, sparse masks) are decoded

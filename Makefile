@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast lint install clean web-demo
+.PHONY: demo test test-fast lint install clean web-demo mediapipe-venv
 
 $(BIN)/.edge-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(BIN)/.edge-installed
 demo: install
 	$(BIN)/edge demo --out edge-demo --force
 
-test: install
+test: install mediapipe-venv
 	$(BIN)/python -m pytest -q
 
 # The inner loop: everything that needs no model training (a few minutes on 2 cores).
@@ -35,8 +35,20 @@ $(WEB_BUILT): web_demo/package-lock.json web_demo/build.mjs
 
 web-demo: $(WEB_BUILT)
 
+# MediaPipe Tasks in a venv of its own (its absl-py pin conflicts with tensorflow-model-optimization's):
+# the consumer tests run edge's TFLite files through it. Without it (no network) they skip and say so.
+MP_VENV := .venv-mediapipe
+$(MP_VENV)/bin/.mediapipe-installed: tests/mediapipe/requirements.txt
+	$(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/pip install --quiet -r tests/mediapipe/requirements.txt
+	touch $@
+
+mediapipe-venv:
+	@$(MAKE) --no-print-directory $(MP_VENV)/bin/.mediapipe-installed \
+		|| echo "the MediaPipe venv could not be made: the MediaPipe consumer tests will skip"
+
 lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) edge-demo .pytest_cache
+	rm -rf $(VENV) $(MP_VENV) edge-demo .pytest_cache

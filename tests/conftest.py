@@ -61,6 +61,19 @@ def export_set(trained_run, synth_data, tmp_path_factory):
     return report, out
 
 
+MEDIAPIPE_VENV = Path(__file__).resolve().parents[1] / ".venv-mediapipe"  # `make mediapipe-venv`
+
+
+@pytest.fixture(scope="session")
+def mediapipe_python() -> Path:
+    """The Python of MediaPipe's own venv (it cannot share edge's: absl-py pins); skips, saying how
+    to make it, when it is absent. ``EDGE_MEDIAPIPE_PYTHON`` points elsewhere."""
+    python = Path(os.environ.get("EDGE_MEDIAPIPE_PYTHON") or MEDIAPIPE_VENV / "bin" / "python")
+    if not python.exists():
+        pytest.skip(f"MediaPipe Tasks runs in its own venv, absent here ({python}); `make mediapipe-venv` makes it")
+    return python
+
+
 def run_edge(*args: str, timeout: float = 600, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the ``edge`` CLI in a fresh process (as a user would); returns the completed process."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200", **(env or {})}

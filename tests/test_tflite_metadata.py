@@ -2,14 +2,15 @@
 
 The models are tiny classifiers shaped like edge's (raw-pixel float input "image", baked-in
 Rescaling, softmax output), converted to float, full-int8 with uint8 I/O and full-int8 with int8
-I/O. The MediaPipe tests run only where mediapipe is importable (it cannot share a resolution
-with tensorflow-model-optimization, so it is not a test dependency).
+I/O. The MediaPipe tests run MediaPipe Tasks in a venv of its own (``make mediapipe-venv``; it
+cannot share a resolution with tensorflow-model-optimization) through tests/mediapipe/consumer.py.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,49 +252,47 @@ def test_schema_round_trip_without_a_model():
 # ----------------------------------------------------------------------- real metadata consumers
 
 
-def test_mediapipe_generated_schema_parses_the_metadata(with_metadata):
-    generated = pytest.importorskip("mediapipe.tasks.metadata.metadata_schema_py_generated")
-    from ai_edge_litert import schema_py_generated as tfl
+@pytest.fixture(scope="module")
+def mediapipe_results(with_metadata, mediapipe_python, tmp_path_factory) -> tuple[dict, np.ndarray]:
+    """What MediaPipe (in its own venv) reads from, and classifies with, the float and uint8 files."""
+    import json
+    import subprocess
 
-    data = with_metadata["uint8"]
-    model = tfl.Model.GetRootAs(data, 0)
-    entry = next(
-        model.Metadata(i)
-        for i in range(model.MetadataLength())
-        if model.Metadata(i).Name() == STANDARD_METADATA_NAME.encode()
-    )
-    buf = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
-    assert generated.ModelMetadata.ModelMetadataBufferHasIdentifier(buf, 0)
-    meta = generated.ModelMetadataT.InitFromObj(generated.ModelMetadata.GetRootAs(buf, 0))
-    image = meta.subgraphMetadata[0].inputTensorMetadata[0]
-    output = meta.subgraphMetadata[0].outputTensorMetadata[0]
-    assert image.content.contentPropertiesType == generated.ContentProperties.ImageProperties
-    assert image.content.contentProperties.colorSpace == generated.ColorSpaceType.RGB
-    assert image.processUnits[0].optionsType == generated.ProcessUnitOptions.NormalizationOptions
-    assert list(image.processUnits[0].options.mean) == [0.0, 0.0, 0.0]
-    assert output.associatedFiles[0].name == LABELS_FILE.encode()
-    assert output.associatedFiles[0].type == generated.AssociatedFileType.TENSOR_AXIS_LABELS
+    folder = tmp_path_factory.mktemp("mediapipe")
+    models = {}
+    for kind in ("float", "uint8"):  # MediaPipe's classifier takes no int8 input
+        models[kind] = folder / f"{kind}.tflite"
+        models[kind].write_bytes(with_metadata[kind])
+    pixels = np.concatenate([_image(), np.random.default_rng(2).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)])
+    np.save(folder / "images.npy", pixels)
+    request = folder / "request.json"
+    request.write_text(json.dumps({"models": [str(p) for p in models.values()], "images": str(folder / "images.npy"),
+                                   "max_results": 3}))
+    done = subprocess.run([str(mediapipe_python), str(CONSUMER), str(request)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return {kind: out[str(path)] for kind, path in models.items()}, pixels
+
+
+CONSUMER = Path(__file__).resolve().parent / "mediapipe" / "consumer.py"
+
+
+def test_mediapipe_generated_schema_parses_the_metadata(mediapipe_results):
+    results, _ = mediapipe_results
+    for kind, result in results.items():
+        meta = result["metadata"]
+        assert meta["identifier"] and meta["image_properties"] and meta["rgb"], kind
+        assert meta["normalization"] and meta["mean"] == [0.0, 0.0, 0.0], kind
+        assert meta["labels_file"] == LABELS_FILE and meta["labels_are_axis_labels"], kind
 
 
 @pytest.mark.parametrize("kind", ["float", "uint8"])  # MediaPipe's classifier takes no int8 input
-def test_mediapipe_image_classifier_feeds_raw_pixels_and_returns_labels(
-    with_metadata, tmp_path, kind
-):
-    mp = pytest.importorskip("mediapipe")
-    vision = pytest.importorskip("mediapipe.tasks.python.vision")
-    from mediapipe.tasks.python.core.base_options import BaseOptions
-
-    path = tmp_path / f"{kind}.tflite"
-    path.write_bytes(with_metadata[kind])
-    options = vision.ImageClassifierOptions(
-        base_options=BaseOptions(model_asset_path=str(path)), max_results=3
-    )
-    pixels = _image()
-    with vision.ImageClassifier.create_from_options(options) as classifier:
-        result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels[0]))
-    categories = result.classifications[0].categories
-    assert sorted(c.category_name for c in categories) == sorted(LABELS)
-    expected = _run_litert(with_metadata[kind], pixels)[0]
-    for category in categories:
-        assert category.category_name == LABELS[category.index]
-        assert category.score == pytest.approx(float(expected[category.index]), abs=1e-5)
+def test_mediapipe_image_classifier_feeds_raw_pixels_and_returns_labels(with_metadata, mediapipe_results, kind):
+    results, pixels = mediapipe_results
+    expected = [_run_litert(with_metadata[kind], pixels[i : i + 1])[0] for i in range(len(pixels))]
+    for image, categories in enumerate(results[kind]["classify"]):
+        assert sorted(c["label"] for c in categories) == sorted(LABELS)
+        for category in categories:
+            assert category["label"] == LABELS[category["index"]]
+            assert category["score"] == pytest.approx(float(expected[image][category["index"]]), abs=1e-5)

@@ -9,6 +9,7 @@ is nothing pretrained to freeze, so one stage trains the whole network.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.data.pipeline import image_dataset
-from edge.fileio import atomic_path
+from edge.fileio import atomic_path, atomic_write_text
 from edge.keras_setup import keras, tf
 from edge.rundir import Sample
 from edge.train.checkpoint import StageCheckpoint
 from edge.train.config import TrainConfig
-from edge.train.model import feature_extractor, head_model, set_trainable
+from edge.train.model import LOGITS_LAYER, feature_extractor, head_model, set_trainable
 from edge.train.progress import RichProgress
 
 
@@ -93,12 +94,13 @@ def refresh_batch_norm(model, dataset) -> None:
             bn.momentum = momentum
 
 
-def _compile(model, lr: float, config: TrainConfig):
+def _compile(model, lr: float, config: TrainConfig, steps_per_execution: int = 1):
     optimizer = keras.optimizers.Adam(lr)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution,
     )
     return optimizer
 
@@ -150,24 +152,122 @@ def _run_stage(name: str, fit_model, weights_model, optimizer, train_ds, val_ds,
     return StageResult(name, state["history"], time.perf_counter() - start, state["best_epoch"], initial_epoch)
 
 
+HEAD_STATE = "state.json"
+HEAD_WEIGHTS = "head_weights.npz"
+
+
+class HeadEarlyStopping(keras.callbacks.Callback):
+    """Validation on the cached val features after every epoch (val_loss / val_accuracy in the logs),
+    early stopping on val accuracy with the best head weights kept in memory and restored at the end.
+
+    The same rule as StageCheckpoint (a strictly better val accuracy is a new best; ``patience``
+    epochs without one stop the stage), without writing anything to disk: the head is a few
+    thousand weights, a copy is microseconds, a checkpoint of the whole model was most of an epoch.
+    """
+
+    def __init__(self, head, x_val, y_val, patience: int):
+        super().__init__()
+        self.head = head
+        self.x_val = tf.constant(x_val)
+        self.y_val = np.asarray(y_val)
+        self.patience = patience
+        self.history: dict[str, list[float]] = {}
+        self.best, self.best_epoch, self.best_weights, self.wait = None, -1, None, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        probs = self.head(self.x_val, training=False).numpy().astype(np.float64)
+        picked = probs[np.arange(len(self.y_val)), self.y_val]
+        logs["val_loss"] = float(np.mean(-np.log(np.clip(picked, 1e-7, 1.0))))
+        logs["val_accuracy"] = float(np.mean(probs.argmax(1) == self.y_val))
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        if self.best is None or logs["val_accuracy"] > self.best:
+            self.best, self.best_epoch, self.wait = logs["val_accuracy"], epoch, 0
+            self.best_weights = self.head.get_weights()
+        else:
+            self.wait += 1
+            if self.patience and self.wait >= self.patience:
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.head.set_weights(self.best_weights)
+
+
+def fit_head(head, x_train, y_train, x_val, y_val, config: TrainConfig, weights, progress=None, seed: int | None = None):
+    """Train ``head`` (compiled) on cached features in memory; returns ``(history, best_epoch)``.
+
+    One ``fit`` over in-memory arrays with ``steps_per_execution`` = a whole epoch, so an epoch is
+    one compiled call instead of a Python step per batch; same batch size, optimizer, loss, class
+    weights and early stopping rule as before, so the same results.
+    """
+    n = head.output.shape[-1]
+    stopper = HeadEarlyStopping(head, x_val, y_val, config.patience)
+    callbacks = [stopper]
+    if progress is not None:
+        callbacks.append(RichProgress(progress, "head", config.epochs, 0, None))
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    head.fit(x_train, np.eye(n, dtype=np.float32)[y_train], batch_size=config.batch_size, epochs=config.epochs,
+             shuffle=True, class_weight=weights, verbose=0, callbacks=callbacks)
+    return stopper.history, stopper.best_epoch
+
+
+def head_steps(count: int, batch_size: int) -> int:
+    """Batches per head epoch: the head's ``steps_per_execution``, so one epoch is one compiled call."""
+    return max(1, -(-count // batch_size))
+
+
+def _head_layers(model):
+    return [model.get_layer(name) for name in (LOGITS_LAYER,)]
+
+
 def train_head(model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir: Path, progress, strategy):
-    """Stage 1: cache bottlenecks of train/val once, train the head on the cache."""
+    """Stage 1: cache bottlenecks of train/val once, train the head on the cache (in memory).
+
+    Resume: the bottleneck caches are on disk, the head is not checkpointed per epoch (it trains in
+    seconds): an interrupted stage 1 simply trains the head again from the caches; a finished one
+    left ``head/state.json`` and the head's weights, which a resumed run loads instead.
+    """
     n = model.output.shape[-1]
     t0 = time.perf_counter()
     x_train, y_train = cache_bottlenecks(model, splits["train"], size, config.batch_size, ckpt_dir / "bottlenecks_train.npz", progress, "train")
     x_val, y_val = cache_bottlenecks(model, splits["val"], size, config.batch_size, ckpt_dir / "bottlenecks_val.npz", progress, "val")
     cache_seconds = time.perf_counter() - t0
+    directory = ckpt_dir / "head"
+    state_file, weights_file = directory / HEAD_STATE, directory / HEAD_WEIGHTS
+    if state_file.is_file() and weights_file.is_file():
+        state = json.loads(state_file.read_text())
+        with np.load(weights_file) as saved:
+            for layer in _head_layers(model):
+                layer.set_weights([saved[f"{layer.name}_{i}"] for i in range(len(layer.weights))])
+        return StageResult("head", state["history"], 0.0, state["best_epoch"], resumed_from=state["epoch"] + 1), cache_seconds
+    t1 = time.perf_counter()
     with strategy.scope():
         head = head_model(model)
-        optimizer = _compile(head, config.learning_rate, config)
-    train_ds = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=config.seed)
-                .batch(config.batch_size).map(one_hot(n)).prefetch(2))
-    val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(256).map(one_hot(n))
-    weights = class_weights(y_train, n, config.class_weights)
-    result = _run_stage("head", head, model, optimizer, train_ds, val_ds, config.epochs, ckpt_dir / "head", config,
-                        progress, weights, log_dir, None)
-    result.seconds += cache_seconds
-    return result, cache_seconds
+        _compile(head, config.learning_rate, config, steps_per_execution=head_steps(len(x_train), config.batch_size))
+    history, best_epoch = fit_head(head, x_train, y_train, x_val, y_val, config, class_weights(y_train, n, config.class_weights),
+                                   progress)
+    _write_head_logs(log_dir / "head", history)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(weights_file) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{f"{layer.name}_{i}": w for layer in _head_layers(model) for i, w in enumerate(layer.get_weights())})
+    epochs_run = len(history.get("loss", []))
+    atomic_write_text(state_file, json.dumps({"epoch": epochs_run - 1, "best_epoch": best_epoch, "history": history,
+                                              "done": True}, indent=1))
+    return StageResult("head", history, time.perf_counter() - t1 + cache_seconds, best_epoch), cache_seconds
+
+
+def _write_head_logs(directory: Path, history: dict) -> None:
+    """The head's per-epoch curves for TensorBoard, as Keras' callback names them, written once."""
+    for part, prefix in (("train", ""), ("validation", "val_")):
+        writer = tf.summary.create_file_writer(str(directory / part))
+        with writer.as_default():
+            for key in ("loss", "accuracy"):
+                for epoch, value in enumerate(history.get(prefix + key, [])):
+                    tf.summary.scalar(f"epoch_{key}", value, step=epoch)
+        writer.close()
 
 
 def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir: Path, progress,

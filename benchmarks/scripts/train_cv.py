@@ -1,0 +1,181 @@
+"""5-fold stratified cross-validation of a training recipe on flowers-mini (every photo tested once).
+
+For each fold k the 100 photos of fold k are the test split; the other 400 are split (stratified,
+``edge.data.split.stratified_split``) into 350 train and 50 validation photos. The fold is laid out
+as pre-split folders of symbolic links under a temporary folder (the photos are never copied),
+trained with ``edge.train.train`` and exported with ``edge.export`` (TFLite int8 only), which
+verifies the int8 file on that fold's test split. Per fold: float test accuracy (Keras), int8
+TFLite accuracy, int8-vs-float top-1 agreement, training and export seconds. Per recipe: mean +-
+std (sample std, ddof=1) over the folds.
+
+    python benchmarks/scripts/train_cv.py [--recipe default] [--options '{"fine_tune_from": "block_13_expand"}']
+        [--folds 0,1,2,3,4]
+
+Results accumulate in benchmarks/results/train_cv.json (one entry per recipe and fold; a fold
+already there is skipped unless --redo), and the table in train_cv.md is rewritten from it after
+every fold, so an interrupted sweep keeps what it measured. Skips (exit 0) without ../shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import FLOWERS, RESULTS, WEIGHTS, WORK, require_shared
+
+K = 5
+SEED = 42
+OUT_JSON = RESULTS / "train_cv.json"
+OUT_MD = RESULTS / "train_cv.md"
+
+
+def fold_assignment(samples, k: int, seed: int) -> list[int]:
+    """Stratified: within each class (sorted by path, shuffled with ``seed``) photos go round-robin to folds."""
+    rng = np.random.default_rng(seed)
+    fold = [0] * len(samples)
+    by_label: dict[int, list[int]] = {}
+    for i in sorted(range(len(samples)), key=lambda i: (samples[i].label, samples[i].path)):
+        by_label.setdefault(samples[i].label, []).append(i)
+    for label in sorted(by_label):
+        idx = by_label[label]
+        for j, pos in enumerate(rng.permutation(len(idx))):
+            fold[idx[pos]] = j % k
+    return fold
+
+
+def lay_out_fold(samples, labels, fold, k: int, root: Path) -> dict[str, int]:
+    """``root/{train,val,test}/<label>/<file>`` symbolic links for fold ``k``; returns the counts."""
+    from edge.data.split import stratified_split
+
+    test = [s for s, f in zip(samples, fold) if f == k]
+    rest = [s for s, f in zip(samples, fold) if f != k]
+    inner = stratified_split(rest, (0.875, 0.125, 0.0), SEED + k)
+    parts = {"train": inner["train"], "val": inner["val"], "test": test}
+    for split, items in parts.items():
+        for s in items:
+            link = root / split / labels[s.label] / Path(s.path).name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(s.path)
+    return {split: len(items) for split, items in parts.items()}
+
+
+def run_fold(recipe: str, options: dict, k: int, samples, labels, fold) -> dict:
+    from edge import export
+    from edge.train import train
+
+    with tempfile.TemporaryDirectory(prefix=f"edge_cv_{recipe}_{k}_") as tmp:
+        data = Path(tmp) / "data"
+        counts = lay_out_fold(samples, labels, fold, k, data)
+        run_dir = WORK / "cv" / recipe / f"fold{k}"
+        t0 = time.perf_counter()
+        result = train(data, run_dir=run_dir, weights=str(WEIGHTS), force=True, quiet=True, **options)
+        train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        report = export(run_dir, formats="tflite", quantize="int8", out=run_dir / "export", quiet=True, force=True)
+        export_s = time.perf_counter() - t0
+    entry = next(e for e in report.entries if e.format == "tflite" and e.quantize == "int8")
+    m = result.metrics
+    return {
+        "recipe": recipe, "options": options, "fold": k, "counts": counts,
+        "float_test_accuracy": m["test"]["accuracy"],
+        "head_test_accuracy": m["stages"].get("head", {}).get("test"),
+        "int8_status": entry.status, "int8_accuracy": entry.accuracy, "int8_agreement": entry.agreement,
+        "int8_reference_accuracy": entry.reference_accuracy, "int8_verify_images": entry.verify_images,
+        "train_minutes": round(train_s / 60, 2), "export_s": round(export_s, 1),
+        "timings": m["timings"], "best_epoch": m["best_epoch"],
+        "epochs_run": {name: len(h.get("loss", [])) for name, h in result.history.items()},
+    }
+
+
+def load() -> list[dict]:
+    return json.loads(OUT_JSON.read_text())["folds"] if OUT_JSON.is_file() else []
+
+
+def save(rows: list[dict], machine: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows)
+    OUT_JSON.write_text(json.dumps({"machine": machine, "data": str(FLOWERS), "k": K, "seed": SEED,
+                                    "summary": summary, "folds": rows}, indent=1))
+    md = ["# 5-fold cross-validation on flowers-mini (MobileNetV2 1.0, 224 px, shared ImageNet weights)", "",
+          f"Machine: {machine}; 2 cores shared with other jobs, so minutes are indicative. Each fold: 100 test "
+          "photos (every photo tested once over the 5 folds), 350 train / 50 val from the other 400. int8 = "
+          "`edge export --formats tflite --quantize int8`, verified on the fold's test split. mean +- std over folds.", "",
+          "| recipe | folds | float top-1 | int8 top-1 | int8 agreement | after head only | train minutes |",
+          "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, s in summary.items():
+        md.append(f"| {name} `{json.dumps(s['options'])}` | {s['folds']} | {s['float_test_accuracy']} | "
+                  f"{s['int8_accuracy']} | {s['int8_agreement']} | {s['head_test_accuracy']} | {s['train_minutes']} |")
+    md += ["", "| recipe | fold | float | int8 | agreement | head only | minutes | epochs run (best) |",
+           "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        md.append(f"| {r['recipe']} | {r['fold']} | {r['float_test_accuracy']:.1%} | {_pct(r['int8_accuracy'])} | "
+                  f"{_pct(r['int8_agreement'])} | {_pct(r['head_test_accuracy'])} | {r['train_minutes']} | "
+                  f"{r['epochs_run']} ({r['best_epoch']}) |")
+    OUT_MD.write_text("\n".join(md) + "\n")
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _mean_std(values, pct=True) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * mean:.1f} +- {100 * std:.1f}%" if pct else f"{mean:.1f} +- {std:.1f}"
+
+
+def summarize(rows: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for name in dict.fromkeys(r["recipe"] for r in rows):
+        rs = [r for r in rows if r["recipe"] == name]
+        out[name] = {"options": rs[0]["options"], "folds": len(rs),
+                     "float_test_accuracy": _mean_std([r["float_test_accuracy"] for r in rs]),
+                     "int8_accuracy": _mean_std([r["int8_accuracy"] for r in rs]),
+                     "int8_agreement": _mean_std([r["int8_agreement"] for r in rs]),
+                     "head_test_accuracy": _mean_std([r["head_test_accuracy"] for r in rs]),
+                     "train_minutes": _mean_std([r["train_minutes"] for r in rs], pct=False)}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="default", help="name of the recipe in the results")
+    parser.add_argument("--options", default="{}", help="JSON of edge.train.train options (TrainConfig fields)")
+    parser.add_argument("--folds", default=",".join(str(k) for k in range(K)))
+    parser.add_argument("--redo", action="store_true", help="rerun folds already in the results")
+    args = parser.parse_args()
+    if not require_shared():
+        return 0
+    from edge.bench.report import machine_info
+    from edge.data.scan import scan
+
+    info = machine_info()
+    machine = f"{info['cpu']}, {info['cores']} cores, Python {info['python']}"
+    options = json.loads(args.options)
+    scanned = scan(FLOWERS)
+    samples, labels = scanned.samples, scanned.labels
+    fold = fold_assignment(samples, K, SEED)
+    for k in (int(x) for x in args.folds.split(",")):
+        rows = load()
+        if not args.redo and any(r["recipe"] == args.recipe and r["fold"] == k for r in rows):
+            continue
+        row = run_fold(args.recipe, options, k, samples, labels, fold)
+        print(json.dumps(row), flush=True)
+        rows = [r for r in load() if not (r["recipe"] == args.recipe and r["fold"] == k)] + [row]
+        save(rows, machine)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

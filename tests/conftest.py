@@ -74,9 +74,13 @@ def mediapipe_python() -> Path:
     return python
 
 
-def run_edge(*args: str, timeout: float = 600, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the ``edge`` CLI in a fresh process (as a user would); returns the completed process."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200", **(env or {})}
+def run_edge(*args: str, timeout: float = 600, env: dict | None = None, cwd: Path | None = None,
+             columns: int = 200) -> subprocess.CompletedProcess:
+    """Run the ``edge`` CLI in a fresh process, as a user would (their shell has no TF log variable:
+    edge chooses the level itself); returns the completed process. The one CLI runner of the suite."""
+    full_env = {**os.environ, "COLUMNS": str(columns), **(env or {})}
+    if "TF_CPP_MIN_LOG_LEVEL" not in (env or {}):
+        full_env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout,
                           env=full_env, cwd=cwd)
 

@@ -9,9 +9,6 @@ agreement and drop are all computable by hand.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,17 +194,8 @@ def test_outputs_written(colour_case, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- bad input (CLI)
 
-def run_bench(*args: str) -> subprocess.CompletedProcess:
-    """``edge bench ARGS`` in a fresh process (bench_cmd imported explicitly, so this works before and
-    after the command is registered in edge.cli.commands)."""
-    code = "import sys; from edge.cli import bench_cmd; from edge.cli.main import main; sys.argv[0] = 'edge'; main()"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-c", code, "bench", *args], capture_output=True, text=True, timeout=300,
-                          env=env)
-
-
-def _fails_with(*args, expect: str) -> str:
-    done = run_bench(*args)
+def _fails_with(edge_cli, *args, expect: str) -> str:
+    done = edge_cli("bench", *args)
     message = done.stderr.strip()
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in message and expect in message, message
@@ -215,10 +203,10 @@ def _fails_with(*args, expect: str) -> str:
     return message
 
 
-def test_bad_inputs_one_sentence_exit_2(colour_case, tmp_path):
+def test_bad_inputs_one_sentence_exit_2(colour_case, tmp_path, edge_cli):
     _, data, good, _ = colour_case
-    _fails_with(str(tmp_path / "nope.tflite"), "--data", str(data), expect="does not exist")
-    _fails_with(str(good), "--data", str(data), "--labels", "red,green,purple", expect="does not know: blue")
+    _fails_with(edge_cli, str(tmp_path / "nope.tflite"), "--data", str(data), expect="does not exist")
+    _fails_with(edge_cli, str(good), "--data", str(data), "--labels", "red,green,purple", expect="does not know: blue")
 
 
 @pytest.mark.parametrize("case", ["missing", "extension", "not_onnx", "not_tflite", "empty_data", "unknown_label",
@@ -255,7 +243,7 @@ def test_bad_inputs(colour_case, tmp_path, case):
     assert len(str(caught.value).splitlines()) == 1
 
 
-def test_input_shape_mismatch(colour_case, tmp_path):
+def test_input_shape_mismatch(colour_case, tmp_path, edge_cli):
     """An edge-metadata model whose metadata says 8x8 but whose graph takes 4x4 images."""
     from edge import contract
     from edge.spec import ModelSpec, Normalization
@@ -263,12 +251,12 @@ def test_input_shape_mismatch(colour_case, tmp_path):
     _, data, _, _ = colour_case
     spec = ModelSpec(name="colour", backbone="none", labels=LABELS, input_size=(8, 8), normalization=Normalization())
     model = colour_model(tmp_path / "colour_fp32.onnx", size=4, metadata=contract.artifact_metadata(spec))
-    _fails_with(str(model), "--data", str(data), expect="does not accept the 8x8 RGB images")
+    _fails_with(edge_cli, str(model), "--data", str(data), expect="does not accept the 8x8 RGB images")
 
 
-def test_cli_exit_1_on_drop_and_writes_files(colour_case, tmp_path):
+def test_cli_exit_1_on_drop_and_writes_files(colour_case, tmp_path, edge_cli):
     _, data, good, swapped = colour_case
-    done = run_bench(str(swapped), str(good), "--data", str(data), "--reference", str(good), "--labels",
+    done = edge_cli("bench", str(swapped), str(good), "--data", str(data), "--reference", str(good), "--labels",
                     ",".join(LABELS), "--max-drop", "1", "--runs", "5", "--warmup", "1", "--out", str(tmp_path / "o"),
                     "--json", str(tmp_path / "r.json"))
     assert done.returncode == 1, done.stdout + done.stderr

@@ -88,9 +88,9 @@ def test_multi_model_thread_sweep(swept, trained_run):
         assert row.accuracy is not None and row.agreement is not None and row.threads is None
 
 
-def test_cli_on_export_dir_with_class_folders(exported, synth_data, tmp_path, edge_cli_or_local):
+def test_cli_on_export_dir_with_class_folders(exported, synth_data, tmp_path, edge_cli):
     export_dir, _ = exported
-    done = edge_cli_or_local(str(export_dir), "--data", str(synth_data), "--threads", "1", "--runs", "10",
+    done = edge_cli("bench", str(export_dir), "--data", str(synth_data), "--threads", "1", "--runs", "10",
                              "--warmup", "1", "--time-budget", "0.5", "--max-drop", "100", "--json",
                              str(tmp_path / "b.json"), "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -114,7 +114,6 @@ def test_unknown_class_in_data_folder(exported, synth_data, tmp_path):
         bench([export_dir / next(p.name for p in export_dir.glob("*_fp32.tflite"))], data=data, measure_latency=False)
 
 
-@pytest.fixture
 def edge_cli_or_local():
     """``edge bench ARGS`` in a fresh process (bench_cmd imported explicitly: works before registration)."""
     code = "import sys; from edge.cli import bench_cmd; from edge.cli.main import main; sys.argv[0] = 'edge'; main()"

@@ -41,13 +41,6 @@ def cli():
     return invoke
 
 
-def run_edge(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": str(columns)}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as in a user's shell (conftest sets one)
-    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=600,
-                          env=env, cwd=cwd)
-
-
 # ---------------------------------------------------------------------------------------------- help
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -90,8 +83,8 @@ def test_defaults_shown_come_from_the_api():
     assert ExportSettings() == export_cmd.DEFAULTS and BenchSettings() == bench_cmd.DEFAULTS
 
 
-def test_quiet_and_verbose_together_is_one_sentence():
-    done = run_edge("-q", "-v", "bench")
+def test_quiet_and_verbose_together_is_one_sentence(edge_cli):
+    done = edge_cli("-q", "-v", "bench")
     assert done.returncode == 2 and "not both" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -139,10 +132,10 @@ def test_latest_export(tmp_path):
     assert discover.latest_export(tmp_path).path == tmp_path / "b" / "export"
 
 
-def test_cli_without_a_run_says_so_in_one_sentence(tmp_path):
+def test_cli_without_a_run_says_so_in_one_sentence(tmp_path, edge_cli):
     for command, expect in ((["export", "--format", "tflite,coreml"], "No finished run under runs/"),
                             (["bench"], "No export folder under runs/")):
-        done = run_edge(*command, cwd=tmp_path)
+        done = edge_cli(*command, cwd=tmp_path)
         assert done.returncode == 2, done.stdout + done.stderr
         assert expect in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) <= 2
@@ -222,42 +215,42 @@ def _colour_case(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "colour.onnx", tmp_path / "data"
 
 
-def test_bench_json_to_stdout_alone_and_quiet(tmp_path):
+def test_bench_json_to_stdout_alone_and_quiet(tmp_path, edge_cli):
     model, data = _colour_case(tmp_path)
     args = ["bench", str(model), "--data", str(data), "--labels", "red,green,blue", "--runs", "3", "--warmup", "0",
             "--out", str(tmp_path / "out")]
-    done = run_edge(*args, "--json", "-")
+    done = edge_cli(*args, "--json", "-")
     assert done.returncode == 0, done.stderr
     data_out = json.loads(done.stdout)  # nothing else on stdout
     assert data_out == json.loads((tmp_path / "out" / "bench.json").read_text())
     assert "colour.onnx" in done.stderr  # the table went to stderr
-    quiet = run_edge("-q", *args, columns=80)
+    quiet = edge_cli("-q", *args, columns=80)
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert "colour.onnx" in quiet.stdout and "wrote" not in quiet.stdout and "reference" not in quiet.stdout
-    to_file = run_edge(*args, "-q", "--json", str(tmp_path / "b.json"))
+    to_file = edge_cli(*args, "-q", "--json", str(tmp_path / "b.json"))
     assert to_file.returncode == 0 and "colour.onnx" in to_file.stdout
     assert json.loads((tmp_path / "b.json").read_text())["models"][0]["name"] == "colour.onnx"
 
 
 @pytest.mark.slow
-def test_train_export_bench_as_typed(tmp_path):
+def test_train_export_bench_as_typed(tmp_path, edge_cli):
     """The design card: ``edge train DATA && edge export --format tflite,coreml && edge bench``, with --json."""
     from edge.data.synth import synth
 
     synth(tmp_path / "shapes", classes=3, per_class=12, image_size=32, seed=0)
-    train = run_edge("train", "shapes", "--weights", "none", "--alpha", "0.35", "--image-size", "32", "--epochs", "1",
+    train = edge_cli("train", "shapes", "--weights", "none", "--alpha", "0.35", "--image-size", "32", "--epochs", "1",
                      "--fine-tune-epochs", "0", "--batch-size", "8", "-q", "--json", "-", cwd=tmp_path)
     assert train.returncode == 0, train.stderr
     trained = json.loads(train.stdout)
     assert Path(trained["run_dir"]) == Path("runs/shapes") and "test" in trained["metrics"]
     assert trained["spec"]["labels"] == ["circle", "square", "triangle"]
-    export = run_edge("export", "--format", "tflite,coreml", "--max-drop", "100", "--no-verify", cwd=tmp_path,
+    export = edge_cli("export", "--format", "tflite,coreml", "--max-drop", "100", "--no-verify", cwd=tmp_path,
                       columns=80)
     assert export.returncode == 0, export.stderr
     assert "Using the most recent finished run: runs/shapes" in export.stdout
     foreign = [line for line in export.stderr.splitlines() if line.strip()]
     assert len(foreign) <= 3, export.stderr  # at most a handful of lines that are not edge's own
-    bench = run_edge("bench", "--no-latency", cwd=tmp_path, columns=80)
+    bench = edge_cli("bench", "--no-latency", cwd=tmp_path, columns=80)
     assert bench.returncode == 0, bench.stderr
     assert "Using the most recent export folder: runs/shapes/export" in bench.stdout
     assert "shapes_fp16.mlpackage" in bench.stdout and "…" not in bench.stdout

@@ -7,7 +7,6 @@ kind of every format (``export_set``); the other export, bench, Core ML and iOS 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -213,19 +212,19 @@ def test_one_format_failing_keeps_the_others(trained_run, exported, tmp_path, mo
     assert (out / f"{report.model_name}_int8.onnx").is_file(), "other artifacts already there are kept"
 
 
-def test_no_overwrite_without_force(exported, trained_run):
+def test_no_overwrite_without_force(exported, trained_run, edge_cli):
     report, out = exported
     target = out / f"{report.model_name}_fp32.onnx"
     before = target.stat().st_mtime_ns
-    result = _edge("export", str(trained_run), "--format", "onnx", "--quantize", "fp32", "--out", str(out))
+    result = edge_cli("export", str(trained_run), "--format", "onnx", "--quantize", "fp32", "--out", str(out))
     assert result.returncode == 2, result.stderr
     assert "--force" in result.stderr and "Traceback" not in result.stderr
     assert target.stat().st_mtime_ns == before
 
 
-def test_cli_exports_with_data_dir(trained_run, synth_data, tmp_path):
+def test_cli_exports_with_data_dir(trained_run, synth_data, tmp_path, edge_cli):
     out = tmp_path / "cli"
-    result = _edge("export", str(trained_run), "--format", "onnx", "--quantize", "fp32", "--data", str(synth_data),
+    result = edge_cli("export", str(trained_run), "--format", "onnx", "--quantize", "fp32", "--data", str(synth_data),
                       "--out", str(out), "--max-drop", "0.5")
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((out / "export_report.json").read_text())
@@ -271,16 +270,6 @@ def test_registry_and_verification_units(tmp_path):
     result = compare(ref, cand, np.array([0, 1, 0, 1]))
     assert result.agreement == 0.75 and result.reference_accuracy == 1.0 and result.accuracy == 0.75
     assert result.drop_pts == pytest.approx(25.0) and result.max_prob_diff == pytest.approx(0.2)
-
-
-def _edge(*args: str, timeout: float = 600):
-    """Run the ``edge`` CLI in a fresh process, as a user would (export_cmd imported explicitly so the
-    test does not depend on the registration order in edge.cli.commands)."""
-    import subprocess
-
-    code = "import edge.cli.export_cmd; from edge.cli.main import main; main()"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _run_cli(monkeypatch, *args) -> int:

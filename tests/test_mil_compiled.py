@@ -20,7 +20,8 @@ import os
 import numpy as np
 import pytest
 
-from edge.runtimes.mil import compiled, ops as mil_ops
+from edge.runtimes.mil import compiled
+from edge.runtimes.mil import ops as mil_ops
 from edge.runtimes.mil.executor import ENGINE_NAME, ENGINE_NAMES, MilExecutor, UnsupportedMilOp
 from edge.runtimes.mil.ops import OPS
 

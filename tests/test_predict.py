@@ -11,10 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,13 +82,6 @@ def case(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     model = colour_keras(root / "run")
     return root, model, image_folder(root / "photos")
-
-
-def run_edge(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": str(columns)}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as in a user's shell: edge chooses the level (conftest sets one)
-    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=300,
-                          env=env, cwd=cwd)
 
 
 # ---------------------------------------------------------------------------------------------- the API
@@ -202,20 +192,20 @@ def test_foreign_onnx_needs_labels_and_agrees_with_bench(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the CLI
 
-def test_cli_table_csv_and_json_stdout(case, tmp_path):
+def test_cli_table_csv_and_json_stdout(case, tmp_path, edge_cli):
     root, model, photos = case
     (tmp_path / "bad.jpg").write_bytes(b"nope")
-    done = run_edge("predict", str(model), str(photos), str(tmp_path / "bad.jpg"), "--top-k", "2", "--csv",
+    done = edge_cli("predict", str(model), str(photos), str(tmp_path / "bad.jpg"), "--top-k", "2", "--csv",
                     str(tmp_path / "p.csv"), "--json", "-", columns=80)
     assert done.returncode == 1, done.stderr  # one image could not be read
     data = json.loads(done.stdout)  # stdout is the JSON document and nothing else
     assert len(data["images"]) == 9 and data["skipped"][0]["path"].endswith("bad.jpg")
     assert "skipped" in done.stderr and "bad.jpg" in done.stderr
     assert (tmp_path / "p.csv").read_text().count("\n") == 11
-    table = run_edge("predict", str(model), str(photos / "blue"), columns=80)
+    table = edge_cli("predict", str(model), str(photos / "blue"), columns=80)
     assert table.returncode == 0, table.stderr
     assert "blue/0.png" in table.stdout and re.search(r"blue \d+\.\d%", table.stdout) and "…" not in table.stdout
-    quiet = run_edge("-q", "predict", str(model), str(photos / "blue" / "0.png"))
+    quiet = edge_cli("-q", "predict", str(model), str(photos / "blue" / "0.png"))
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert "blue" in quiet.stdout and "classes" not in quiet.stdout  # the result only
 
@@ -223,13 +213,13 @@ def test_cli_table_csv_and_json_stdout(case, tmp_path):
 # ---------------------------------------------------------------------------------------------- every format
 
 @pytest.mark.slow
-def test_every_exported_format_agrees_with_keras(case, tmp_path):
+def test_every_exported_format_agrees_with_keras(case, tmp_path, edge_cli):
     """Export the colour model to TFLite, ONNX and Core ML (edge export --json -) and predict with each."""
     from edge import formats, predict
 
     root, model, photos = case
     kinds = "fp32,fp16,dynamic,int8,palettize8"  # each format takes the kinds it has
-    done = run_edge("export", str(model), "--format", ",".join(formats.names()), "--quantize", kinds,
+    done = edge_cli("export", str(model), "--format", ",".join(formats.names()), "--quantize", kinds,
                     "--data", str(photos), "--out", str(tmp_path / "export"), "--max-drop", "100", "--json", "-")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
@@ -242,7 +232,7 @@ def test_every_exported_format_agrees_with_keras(case, tmp_path):
         for ours, theirs in zip(result.images, reference.images):
             assert ours.top.label == theirs.top.label, artifact
             assert ours.top.score == pytest.approx(theirs.top.score, abs=0.05), artifact
-    bench = run_edge("bench", str(tmp_path / "export"), "--data", str(photos), "--no-latency", "--json", "-",
+    bench = edge_cli("bench", str(tmp_path / "export"), "--data", str(photos), "--no-latency", "--json", "-",
                      columns=80)
     assert bench.returncode == 0, bench.stderr
     assert all(m["accuracy"] == 1.0 for m in json.loads(bench.stdout)["models"])

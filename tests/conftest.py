@@ -154,3 +154,14 @@ def colour_case(tmp_path_factory):
     """(root, model.keras of a hand-made colour classifier with its spec, a class-folder image set)."""
     root = tmp_path_factory.mktemp("colours")
     return root, colour_keras(root / "run"), colour_images(root / "photos")
+
+
+@pytest.fixture(scope="session")
+def make_colour_model():
+    """``colour_keras`` for tests that need a variant (other labels, a wrong output width)."""
+    return colour_keras
+
+
+@pytest.fixture(scope="session")
+def make_colour_images():
+    return colour_images

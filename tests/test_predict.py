@@ -22,43 +22,7 @@ from edge.errors import EdgeError
 
 LABELS = ["red", "green", "blue"]
 COLOURS = {"red": (200, 30, 20), "green": (20, 190, 40), "blue": (30, 20, 210)}
-SIZE = 8
-
-
-def colour_keras(folder: Path, labels=LABELS, outputs: int | None = None) -> Path:
-    """``folder/model.keras`` (raw pixels -> channel means -> softmax) and its ``spec.json``."""
-    from edge.keras_setup import keras
-    from edge.spec import ModelSpec, Normalization
-
-    n = outputs or len(labels)
-    inputs = keras.Input((SIZE, SIZE, 3), name="image")
-    x = keras.layers.Rescaling(1 / 255.0, name="preprocess")(inputs)
-    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    dense = keras.layers.Dense(n, name="logits")
-    x = dense(x)
-    probs = keras.layers.Activation("softmax", name="probabilities")(x)
-    model = keras.Model(inputs, probs)
-    weights = np.zeros((3, n), np.float32)
-    weights[:, : min(n, 3)] = 12.0 * np.eye(3, dtype=np.float32)[:, : min(n, 3)]
-    dense.set_weights([weights, np.zeros(n, np.float32)])
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.keras")
-    spec = ModelSpec(name="colours", backbone="none", labels=list(labels), input_size=(SIZE, SIZE),
-                     normalization=Normalization(mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0)), weights="none")
-    spec.save(folder)
-    return folder / "model.keras"
-
-
-def image_folder(root: Path, per_class: int = 3, fmt: str = "png") -> Path:
-    """``root/<colour>/<i>.<fmt>``: noisy images of each colour (8-40 px, not square)."""
-    rng = np.random.default_rng(0)
-    for label, rgb in COLOURS.items():
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            h, w = 8 + 8 * i, 12 + 4 * i
-            pixels = np.clip(np.array(rgb) + rng.integers(-20, 20, (h, w, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / label / f"{i}.{fmt}")
-    return root
+SIZE = 8  # conftest.COLOUR_SIZE
 
 
 def colour_onnx(path: Path) -> Path:
@@ -78,10 +42,10 @@ def colour_onnx(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, make_colour_model, make_colour_images):
     root = tmp_path_factory.mktemp("predict")
-    model = colour_keras(root / "run")
-    return root, model, image_folder(root / "photos")
+    model = make_colour_model(root / "run")
+    return root, model, make_colour_images(root / "photos")
 
 
 # ---------------------------------------------------------------------------------------------- the API
@@ -141,11 +105,11 @@ def test_json_and_csv(case):
     assert len(rows) == 4 and rows[1][1] == "red"
 
 
-def test_label_count_must_match_output_width(tmp_path):
+def test_label_count_must_match_output_width(tmp_path, make_colour_model, make_colour_images):
     from edge import predict
 
-    model = colour_keras(tmp_path / "bad", labels=["red", "green"], outputs=3)
-    image_folder(tmp_path / "photos", per_class=1)
+    model = make_colour_model(tmp_path / "bad", labels=["red", "green"], outputs=3)
+    make_colour_images(tmp_path / "photos", per_class=1)
     with pytest.raises(EdgeError, match="outputs 3 scores per image but its labels name 2 classes") as caught:
         predict(model, tmp_path / "photos")
     assert len(str(caught.value).splitlines()) == 1

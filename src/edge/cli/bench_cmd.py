@@ -36,6 +36,7 @@ EPILOG = epilog(
     examples(
         "edge bench                                    # the newest export under ./runs",
         "edge bench runs/flowers/export --threads 1,2 --max-drop 1",
+        "edge bench runs/flowers/export --runtime native,web   # + the browser (headless Chromium)",
         "edge bench model_int8.tflite --data photos/ --labels labels.txt",
         "edge bench runs/flowers/export --json - | jq '.models[] | {name, p50_ms}'",
     ),

@@ -7,15 +7,20 @@ from typing import Optional
 
 import typer
 
-from edge.cli.app import app
+from edge.cli.app import app, epilog, examples
 from edge.serve import DEFAULT_HOST, DEFAULT_PORT
 
-EPILOG = (
+EPILOG = epilog(
     "The page (web_demo/) runs the model in the browser with onnxruntime-web (WebAssembly): camera and photo "
     "picker, top-3, latency, the model's facts, all read from the model's own metadata. From an export or run "
     "directory it serves the ONNX model: int8 when it passed the gate, else fp16, else fp32 (--quantize picks). "
     "Only the page and that model are served. The first run builds the page's runtime from the npm registry "
-    "(needs Node.js and npm once; `make web-demo` does the same)."
+    "(needs Node.js and npm once; `make web-demo` does the same).",
+    examples(
+        "edge serve runs/flowers/export                  # http://127.0.0.1:8000/",
+        "edge serve runs/flowers --host 0.0.0.0          # also the LAN URL for a phone",
+        "edge serve runs/flowers/export --quantize fp32 --port 8080",
+    ),
 )
 
 
@@ -24,7 +29,7 @@ def serve(
     source: Path = typer.Argument(..., metavar="EXPORT_DIR_OR_MODEL", help="An export directory, a run directory (its export/), or an .onnx file from edge export."),
     host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on; 0.0.0.0 lets phones on the same network open the page."),
     port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on (0: any free port)."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", "-q", help="Serve this kind (int8, fp16, fp32) from an export directory instead of the default choice."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Serve this kind (int8, fp16, fp32) from an export directory instead of the default choice."),
     app_dir: Optional[Path] = typer.Option(None, "--app", help="The web_demo folder (default: ./web_demo, else the one beside this edge).", show_default=False),
 ) -> None:
     """Serve the in-browser demo page with an exported model; prints the URL(s) to open."""

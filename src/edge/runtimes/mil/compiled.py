@@ -21,9 +21,11 @@ monotone and idempotent, so ``round(f(round(x))) == round(f(x))`` for such ``f``
 input before rounding; the rounding is applied once, to its output. So ``conv -> relu6`` is
 ``round(relu6(conv))``, which TensorFlow fuses into one kernel, and is bit-identical to
 ``round(relu6(round(conv)))``. Arithmetic (conv, add, mul, sigmoid, ...) is done in float32 on
-rounded inputs, as in NumPy; sums over many terms (convolutions, matmul) may be accumulated in a
-different order than NumPy's, so their fp32 results differ in the last bits and, rarely, round to
-the neighbouring fp16 value.
+rounded inputs, as in NumPy. Elementwise arithmetic gives NumPy's bits; sums over many terms
+(convolutions, matmul, pools) may be accumulated in another order, and transcendental functions
+(exp, tanh, sigmoid) are TensorFlow's kernels, not NumPy's: their fp32 results can differ in the
+last bits and, rarely, round to the neighbouring fp16 value. TensorFlow's CPU kernels also flush
+fp32 subnormals (below 1.2e-38) to zero, which NumPy keeps.
 
 An op with no TensorFlow lowering but a NumPy implementation runs inside the graph through
 ``tf.numpy_function`` (slow, but exact); ``classify`` (dictionaries of labels) runs on the host
@@ -103,10 +105,6 @@ class Value:
 
     def storage(self, exact: bool):
         return self.rounded() if exact else self.raw
-
-    def logical_shape(self) -> list:
-        shape = self.raw.shape.as_list()
-        return [shape[i] for i in TO_NCHW] if self.nhwc else shape
 
 
 def _is_value(x) -> bool:
@@ -221,10 +219,11 @@ def _clip(ctx, x, alpha, beta):
 
 
 def _sigmoid_tf(t):
-    tf = _tf()
-    # The NumPy op's form: exp(-|x|) never overflows, two branches of one function.
-    e = tf.exp(-tf.abs(t))
-    return tf.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    # TensorFlow's own logistic kernel: one pass over the tensor. The NumPy op's branch-free form
+    # (exp(-|x|), two quotients) takes six passes here -- EfficientNet's swish on every
+    # activation made the whole network 2x slower. The two agree within an ulp or two in fp32
+    # (a transcendental function, like exp: neither is bit-identical to the other).
+    return _tf().math.sigmoid(t)
 
 
 @lowering("sigmoid")
@@ -626,10 +625,9 @@ def _avg_pool(ctx, x, kernel_sizes, strides=None, pad_type="valid", pad=None,
 class CompiledProgram:
     """The ``main`` function of a loaded :class:`MilExecutor` as one traced ``tf.function``."""
 
-    def __init__(self, executor, jit_compile: bool = False):
+    def __init__(self, executor):
         tf = _tf()
         self.executor = executor
-        self.jit_compile = jit_compile
         self.ops = [o for o in executor.ops if o.op_type != "const" and not o.op_type.startswith("constexpr_")]
         self.graph_ops = [o for o in self.ops if o.op_type not in HOST_OPS]
         self.host_ops = [o for o in self.ops if o.op_type in HOST_OPS]
@@ -647,7 +645,8 @@ class CompiledProgram:
         self._constant_outputs: dict[int, Any] = {}
         image = executor.image_input
         spec = tf.TensorSpec([None, image.height, image.width, 3], tf.float32, name="image")
-        self._fn = tf.function(self._graph, input_signature=[spec], autograph=False, jit_compile=jit_compile)
+        # Not jit_compile: XLA's CPU convolutions run MobileNetV2 ~15x slower than TensorFlow's.
+        self._fn = tf.function(self._graph, input_signature=[spec], autograph=False)
         self.concrete = self._fn.get_concrete_function()  # traces now: lowering errors surface at load
 
     # -- tracing ---------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def expand(paths) -> list[ModelRef]:
 
 def _ref(path: Path, quantize: str = "", source_run: str = "") -> ModelRef:
     fmt = registry.for_path(path)
-    return ModelRef(path, fmt.name, quantize or quantize_from_name(path, fmt), source_run)
+    return ModelRef(path, fmt.name, quantize or registry.kind_from_name(path, fmt), source_run)
 
 
 def _directory(path: Path) -> list[ModelRef]:
@@ -81,22 +81,9 @@ def _directory(path: Path) -> list[ModelRef]:
     return [_ref(p) for p in found]
 
 
-def quantize_from_name(path: Path, fmt: Format) -> str:
-    """The kind in edge's artifact names ``<name>_<kind><suffix>`` (the only kind of a one-kind format)."""
-    if len(fmt.quantize_kinds) == 1:
-        return fmt.quantize_kinds[0]
-    tail = path.stem.rsplit("_", 1)[-1].lower()
-    return tail if tail in registry.quantize_vocabulary() else ""
-
-
 def read_metadata(ref: ModelRef) -> dict[str, str]:
     """edge's key/values of the artifact ({} when it has none); raises EdgeError if it is not a model."""
-    try:
-        return ref.fmt.read_metadata(ref.path)
-    except EdgeError:
-        raise
-    except Exception as exc:
-        raise EdgeError(f"{ref.path} is not a readable {ref.fmt.display_name} model ({one_line(exc)}).") from exc
+    return registry.read_metadata(ref.path, ref.fmt)
 
 
 def source_run(ref: ModelRef, metadata: dict[str, str]) -> Path | None:

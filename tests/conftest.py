@@ -165,3 +165,26 @@ def make_colour_model():
 @pytest.fixture(scope="session")
 def make_colour_images():
     return colour_images
+
+
+def colour_onnx(path: Path) -> Path:
+    """A model without edge metadata (hand-written ONNX): uint8 (N, 4, 4, 3) -> the three channel means."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Cast", ["image"], ["x"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["x", "axes"], ["scores"], keepdims=0)]
+    graph = helper.make_graph(nodes, "colour", [helper.make_tensor_value_info("image", TensorProto.UINT8, [None, 4, 4, 3])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])],
+                              initializer=[numpy_helper.from_array(np.array([1, 2], np.int64), "axes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_colour_onnx():
+    return colour_onnx

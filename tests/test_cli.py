@@ -16,7 +16,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -197,26 +196,16 @@ def test_scikit_learn_is_not_a_dependency():
 
 # ---------------------------------------------------------------------------------------------- --json and -q
 
-def _colour_case(tmp_path: Path) -> tuple[Path, Path]:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes = [helper.make_node("Cast", ["image"], ["x"], to=TensorProto.FLOAT),
-             helper.make_node("ReduceMean", ["x", "axes"], ["scores"], keepdims=0)]
-    graph = helper.make_graph(nodes, "colour", [helper.make_tensor_value_info("image", TensorProto.UINT8, [None, 4, 4, 3])],
-                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])],
-                              initializer=[numpy_helper.from_array(np.array([1, 2], np.int64), "axes")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "colour.onnx"))
+def _colour_case(tmp_path: Path, make_colour_onnx) -> tuple[Path, Path]:
+    make_colour_onnx(tmp_path / "colour.onnx")
     for label, rgb in {"red": (200, 10, 10), "green": (10, 200, 10), "blue": (10, 10, 200)}.items():
         (tmp_path / "data" / label).mkdir(parents=True)
         Image.new("RGB", (8, 8), rgb).save(tmp_path / "data" / label / "0.png")
     return tmp_path / "colour.onnx", tmp_path / "data"
 
 
-def test_bench_json_to_stdout_alone_and_quiet(tmp_path, edge_cli):
-    model, data = _colour_case(tmp_path)
+def test_bench_json_to_stdout_alone_and_quiet(tmp_path, edge_cli, make_colour_onnx):
+    model, data = _colour_case(tmp_path, make_colour_onnx)
     args = ["bench", str(model), "--data", str(data), "--labels", "red,green,blue", "--runs", "3", "--warmup", "0",
             "--out", str(tmp_path / "out")]
     done = edge_cli(*args, "--json", "-")

@@ -25,22 +25,6 @@ COLOURS = {"red": (200, 30, 20), "green": (20, 190, 40), "blue": (30, 20, 210)}
 SIZE = 8  # conftest.COLOUR_SIZE
 
 
-def colour_onnx(path: Path) -> Path:
-    """A model without edge metadata (tests/test_bench.py's style): uint8 (N, 4, 4, 3) -> channel means."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes = [helper.make_node("Cast", ["image"], ["x"], to=TensorProto.FLOAT),
-             helper.make_node("ReduceMean", ["x", "axes"], ["scores"], keepdims=0)]
-    graph = helper.make_graph(nodes, "colour", [helper.make_tensor_value_info("image", TensorProto.UINT8, [None, 4, 4, 3])],
-                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])],
-                              initializer=[numpy_helper.from_array(np.array([1, 2], np.int64), "axes")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def case(tmp_path_factory, make_colour_model, make_colour_images):
     root = tmp_path_factory.mktemp("predict")
@@ -135,12 +119,12 @@ def test_bad_input_one_sentence(case, tmp_path, case_name):
     assert len(str(caught.value).splitlines()) == 1
 
 
-def test_foreign_onnx_needs_labels_and_agrees_with_bench(tmp_path):
+def test_foreign_onnx_needs_labels_and_agrees_with_bench(tmp_path, make_colour_onnx):
     """A model without edge metadata, through --labels; predict's top-1 gives bench's accuracy."""
     from edge import predict
     from edge.bench import bench
 
-    model = colour_onnx(tmp_path / "colour.onnx")
+    model = make_colour_onnx(tmp_path / "colour.onnx")
     data = tmp_path / "data"
     for folder, shown in {"red": ["red", "red", "green"], "green": ["green", "blue"], "blue": ["blue"]}.items():
         (data / folder).mkdir(parents=True)

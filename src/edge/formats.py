@@ -222,6 +222,29 @@ def is_model_path(path: Path) -> bool:
     return any(suffix == fmt.suffix and path.is_dir() == fmt.is_dir for fmt in all_formats())
 
 
+def read_metadata(path: str | Path, fmt: Format | None = None) -> dict[str, str]:
+    """edge's key/values of a model file ({} when it has none); one sentence when it is no readable model."""
+    path = Path(path)
+    fmt = fmt or for_path(path)
+    try:
+        return fmt.read_metadata(path)
+    except EdgeError:
+        raise
+    except Exception as exc:
+        raise EdgeError(f"{path} is not a readable {fmt.display_name} model ({one_line(exc)}).") from exc
+
+
+def kind_from_name(path: str | Path, fmt: Format | None = None) -> str:
+    """The quantize kind in edge's artifact names ``<name>_<kind><suffix>`` ("" when it names none);
+    the only kind of a one-kind format."""
+    path = Path(path)
+    fmt = fmt or for_path(path)
+    if len(fmt.quantize_kinds) == 1:
+        return fmt.quantize_kinds[0]
+    tail = path.stem.rsplit("_", 1)[-1].lower()
+    return tail if tail in quantize_vocabulary() else ""
+
+
 def load(path: str | Path, threads: int | None = None) -> Predictor:
     """Load any artifact edge can run as a ``Predictor`` (its spec comes from its own metadata)."""
     path = Path(path)

@@ -158,12 +158,7 @@ def load_predictor(model: str | Path, threads: int | None = None, labels: Sequen
     """A Predictor for ``model`` and warnings about options it ignored (edge metadata wins)."""
     path = resolve_model(model)
     fmt = registry.for_path(path)
-    try:
-        metadata = fmt.read_metadata(path)
-    except EdgeError:
-        raise
-    except Exception as exc:
-        raise EdgeError(f"{path} is not a readable {fmt.display_name} model ({one_line(exc)}).") from exc
+    metadata = registry.read_metadata(path, fmt)
     warnings: list[str] = []
     if contract.KEY_SPEC in metadata:
         if labels or mean is not None or std is not None:

@@ -177,7 +177,7 @@ def choose_model(source: str | Path, quantize: str | None = None) -> Chosen:
                         "`edge export RUN --format onnx` and serve that.")
     listed = next((item for item in artifacts.listed_artifacts(source.parent)
                    if item.path.resolve() == source.resolve()), None)
-    kind = listed.quantize if listed else _kind_from_name(source)
+    kind = listed.quantize if listed else registry.kind_from_name(source, fmt)
     if quantize and kind and quantize != kind:
         raise EdgeError(f"{source.name} is {kind}, not {quantize}; serve the export directory to choose by kind.")
     return Chosen(source.resolve(), fmt, kind or "?", listed.status if listed else NOT_LISTED, _spec(source, fmt))
@@ -214,19 +214,8 @@ def _preference(item: artifacts.Listed) -> tuple:
     return (rank, not verified, item.path.name)
 
 
-def _kind_from_name(path: Path) -> str:
-    tail = path.stem.rsplit("_", 1)[-1].lower()
-    return tail if tail in registry.quantize_vocabulary() else ""
-
-
 def _spec(path: Path, fmt: Format) -> ModelSpec:
-    try:
-        metadata = fmt.read_metadata(path)
-    except EdgeError:
-        raise
-    except Exception as exc:
-        raise EdgeError(f"{path} is not a readable {fmt.display_name} model ({one_line(exc)}).") from exc
-    return contract.spec_from_metadata(metadata, str(path))
+    return contract.spec_from_metadata(registry.read_metadata(path, fmt), str(path))
 
 
 def contract_keys() -> dict[str, str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge import contract as model_contract
+from edge.apps import find_app_dir
 from edge.errors import EdgeError, one_line
 from edge.fileio import atomic_path, atomic_write_text, remove
 from edge.spec import ModelSpec
@@ -319,16 +320,8 @@ def find_package(path: Path) -> Path:
 
 def resolve_app_dir(app_dir: Path | None = None) -> Path:
     """The demo app folder: ``app_dir``, else ./ios_demo, else the one in this edge checkout."""
-    if app_dir is not None:
-        candidates = [Path(app_dir)]
-    else:
-        candidates = [Path.cwd() / APP_DIR_NAME, Path(__file__).resolve().parents[2] / APP_DIR_NAME]
-    for candidate in candidates:
-        if (candidate / PROJECT_YML).is_file() and (candidate / SOURCE_DIR).is_dir():
-            return candidate
-    if app_dir is not None:
-        raise EdgeError(f"{app_dir} is not the edge iOS demo app (no {PROJECT_YML} and {SOURCE_DIR}/ in it).")
-    raise EdgeError(f"No {APP_DIR_NAME}/ folder here; pass --app PATH to the ios_demo folder of an edge checkout.")
+    return find_app_dir(APP_DIR_NAME, app_dir, lambda d: (d / PROJECT_YML).is_file() and (d / SOURCE_DIR).is_dir(),
+                        "the edge iOS demo app", f"{PROJECT_YML} and {SOURCE_DIR}/")
 
 
 # --- helpers ------------------------------------------------------------------------------

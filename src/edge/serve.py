@@ -36,6 +36,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from edge import artifacts, contract
 from edge import formats as registry
+from edge.apps import find_app_dir
 from edge.errors import EdgeError, one_line
 from edge.formats import Format
 from edge.runtimes import ort
@@ -73,16 +74,9 @@ def runs_in_page(fmt: Format) -> bool:
 
 def resolve_app_dir(app_dir: Path | None = None) -> Path:
     """The web demo folder: ``app_dir``, else ./web_demo, else the one in this edge checkout."""
-    if app_dir is not None:
-        candidates = [Path(app_dir)]
-    else:
-        candidates = [Path.cwd() / APP_DIR_NAME, Path(__file__).resolve().parents[2] / APP_DIR_NAME]
-    for candidate in candidates:
-        if (candidate / "package.json").is_file() and (candidate / PUBLIC_DIR / "index.html").is_file():
-            return candidate.resolve()
-    if app_dir is not None:
-        raise EdgeError(f"{app_dir} is not the edge web demo (no package.json and {PUBLIC_DIR}/index.html in it).")
-    raise EdgeError(f"No {APP_DIR_NAME}/ folder here; pass --app PATH to the web_demo folder of an edge checkout.")
+    return find_app_dir(APP_DIR_NAME, app_dir,
+                        lambda d: (d / "package.json").is_file() and (d / PUBLIC_DIR / "index.html").is_file(),
+                        "the edge web demo", f"package.json and {PUBLIC_DIR}/index.html")
 
 
 def locked_runtime_version(app_dir: Path) -> str:

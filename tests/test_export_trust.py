@@ -127,3 +127,14 @@ def test_bench_benches_only_what_the_report_vouches_for(tmp_path):
     (folder / "old_int8.onnx").write_bytes(b"left over from an earlier export")
     with pytest.raises(Exception, match="lists no usable artifact"):
         models.expand([folder])
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_sentence_before_any_work(colour_case, tmp_path, edge_cli):
+    root, model, photos = colour_case
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = edge_cli("export", str(model), "--format", "onnx", "--quantize", "fp32", "--data", str(photos),
+                    "--out", str(blocker / "export"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Cannot write to the output folder" in done.stderr and "Traceback" not in done.stderr
+    assert str(blocker) in done.stderr

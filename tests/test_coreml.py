@@ -112,8 +112,8 @@ def test_package_carries_image_input_classifier_and_metadata(trained, packages):
     assert desc.predictedProbabilitiesName == contract.COREML_PROBS_OUTPUT
     meta = dict(mlmodel.user_defined_metadata)
     assert json.loads(meta[contract.KEY_LABELS]) == spec.labels
-    assert meta[contract.KEY_SOURCE_RUN] == "tests/run"
-    assert mlmodel.short_description and mlmodel.author == "edge"
+    assert meta[contract.KEY_SOURCE_RUN] == f"{spec.name}@{spec.run_id}"  # the run's identity, no disk path
+    assert mlmodel.short_description and mlmodel.author == coreml.default_author()
     loaded = coreml.load(packages["fp16"]).spec
     assert loaded.labels == spec.labels and loaded.normalization == spec.normalization
     # The classifier's own class list is the spec's, in order.
@@ -217,6 +217,8 @@ def test_unknown_op_is_named(packages, monkeypatch):
 def test_export_rejects_unknown_kind_and_mismatched_preprocessing(trained, tmp_path):
     model, spec, *_ = trained
     with pytest.raises(EdgeError, match="palettize4"):
+        coreml.export(model, spec, "int2", tmp_path / "x.mlpackage")
+    with pytest.raises(EdgeError, match="int4 needs --coreml-target ios18"):
         coreml.export(model, spec, "int4", tmp_path / "x.mlpackage")
     wrong = type(spec).from_dict({**spec.to_dict(), "normalization": {"mean": [0, 0, 0], "std": [255, 255, 255]}})
     with pytest.raises(EdgeError, match="does not match"):

@@ -1,10 +1,12 @@
 """The training stages: bottleneck caching + head training, fine-tuning, and from-scratch training.
 
 Stage 1 (pretrained weights) runs the frozen backbone once per training image, caches the pooled
-features on disk, and trains the softmax head on the cache: the classic retraining trick and the
-fast path on a CPU. Stage 2 unfreezes the top of the backbone (BatchNormalization stays in
-inference mode) and trains on augmented images at a low learning rate. With ``weights=none`` there
-is nothing pretrained to freeze, so one stage trains the whole network.
+features on disk, and trains the softmax head on the cache in memory (``fit_head``: one compiled
+call per epoch, validation on the cached val features, best weights kept in memory, no per-epoch
+checkpoint; an interrupted stage 1 retrains the head from the caches in seconds): the classic
+retraining trick and the fast path on a CPU. Stage 2 unfreezes the top of the backbone
+(BatchNormalization stays in inference mode) and trains on augmented images at a low learning rate.
+With ``weights=none`` there is nothing pretrained to freeze, so one stage trains the whole network.
 """
 
 from __future__ import annotations

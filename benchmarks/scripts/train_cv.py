@@ -9,7 +9,12 @@ TFLite accuracy, int8-vs-float top-1 agreement, training and export seconds. Per
 std (sample std, ddof=1) over the folds.
 
     python benchmarks/scripts/train_cv.py [--recipe default] [--options '{"fine_tune_from": "block_13_expand"}']
-        [--folds 0,1,2,3,4]
+        [--augment rrc] [--folds 0,1,2,3,4]
+
+``--options`` passes TrainConfig fields; ``--augment rrc`` swaps edge's stage-2 augmentation for
+this script's random-resized crop (a lever measured here before it goes into edge). Recipes are
+compared per fold (paired differences), since which photos land in a fold moves accuracy more
+than most levers do; two runs of one recipe with different seeds give the run-to-run noise.
 
 Results accumulate in benchmarks/results/train_cv.json (one entry per recipe and fold; a fold
 already there is skipped unless --redo), and the table in train_cv.md is rewritten from it after
@@ -67,6 +72,52 @@ def lay_out_fold(samples, labels, fold, k: int, root: Path) -> dict[str, int]:
     return {split: len(items) for split, items in parts.items()}
 
 
+def random_resized_crop_augmentation(seed: int):
+    """The lever tried here (benchmark only, not in edge): random-resized crop (area 25-100%, aspect
+    3/4-4/3, of the already resized image, resized back) + horizontal flip + the default's mild
+    contrast/brightness, instead of the default's flip/rotate(+-11 deg)/zoom(10%)."""
+    from edge.keras_setup import keras, tf
+
+    class RandomResizedCrop(keras.layers.Layer):
+        def __init__(self, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3), seed=None, **kwargs):
+            super().__init__(**kwargs)
+            self.scale, self.ratio = scale, ratio
+            self.rng = tf.random.Generator.from_seed(seed or 0)
+
+        def call(self, x, training=None):
+            if not training:
+                return x
+            n = tf.shape(x)[0]
+            area = self.rng.uniform((n,), *self.scale)
+            log_ratio = self.rng.uniform((n,), float(np.log(self.ratio[0])), float(np.log(self.ratio[1])))
+            ratio = tf.exp(log_ratio)
+            h = tf.minimum(tf.sqrt(area / ratio), 1.0)
+            w = tf.minimum(tf.sqrt(area * ratio), 1.0)
+            y0 = self.rng.uniform((n,)) * (1.0 - h)
+            x0 = self.rng.uniform((n,)) * (1.0 - w)
+            boxes = tf.stack([y0, x0, y0 + h, x0 + w], axis=1)
+            size = tf.shape(x)[1:3]
+            return tf.image.crop_and_resize(x, boxes, tf.range(n), size, method="bilinear")
+
+    layers = keras.layers
+    return keras.Sequential([
+        RandomResizedCrop(seed=seed),
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomContrast(0.1, seed=seed + 3),
+        layers.RandomBrightness(0.1, value_range=(0.0, 255.0), seed=seed + 4),
+    ], name="augmentation")
+
+
+AUGMENTATIONS = {"rrc": random_resized_crop_augmentation}
+NOTES = {  # what the recipe names in the results mean
+    "default": "TrainConfig defaults; stage 1 as before (Keras fit over tf.data, per-epoch checkpoints of the whole model)",
+    "default_new_stage1": "TrainConfig defaults; stage 1 by fit_head (in memory, no per-epoch checkpoint)",
+    "default_new_stage1_seed7": "as default_new_stage1 with seed 7 (same folds and splits): run-to-run noise",
+    "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
+               "random_resized_crop_augmentation) instead of flip/rotate/zoom",
+}
+
+
 def run_fold(recipe: str, options: dict, k: int, samples, labels, fold) -> dict:
     from edge import export
     from edge.train import train
@@ -103,21 +154,30 @@ def save(rows: list[dict], machine: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     OUT_JSON.write_text(json.dumps({"machine": machine, "data": str(FLOWERS), "k": K, "seed": SEED,
-                                    "summary": summary, "folds": rows}, indent=1))
+                                    "summary": summary, "paired": paired(rows), "folds": rows}, indent=1))
     md = ["# 5-fold cross-validation on flowers-mini (MobileNetV2 1.0, 224 px, shared ImageNet weights)", "",
           f"Machine: {machine}; 2 cores shared with other jobs, so minutes are indicative. Each fold: 100 test "
           "photos (every photo tested once over the 5 folds), 350 train / 50 val from the other 400. int8 = "
           "`edge export --formats tflite --quantize int8`, verified on the fold's test split. mean +- std over folds.", "",
-          "| recipe | folds | float top-1 | int8 top-1 | int8 agreement | after head only | train minutes |",
-          "|---|---:|---:|---:|---:|---:|---:|"]
+          "| recipe | folds | float top-1 | int8 top-1 | int8 agreement | int8 gate passed | after head only | train minutes |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, s in summary.items():
         md.append(f"| {name} `{json.dumps(s['options'])}` | {s['folds']} | {s['float_test_accuracy']} | "
-                  f"{s['int8_accuracy']} | {s['int8_agreement']} | {s['head_test_accuracy']} | {s['train_minutes']} |")
-    md += ["", "| recipe | fold | float | int8 | agreement | head only | minutes | epochs run (best) |",
-           "|---|---:|---:|---:|---:|---:|---:|---|"]
+                  f"{s['int8_accuracy']} | {s['int8_agreement']} | {s['int8_gate_passed']} | {s['head_test_accuracy']} | {s['train_minutes']} |")
+    pairs = paired(rows)
+    if pairs:
+        md += ["", "Paired over the same folds, b - a (mean +- std of the per-fold difference; the std of two runs of "
+               "the same recipe with different seeds is the run-to-run noise):", "",
+               "| a | b | folds | float top-1 | int8 top-1 | int8 agreement |", "|---|---|---:|---:|---:|---:|"]
+        for p in pairs:
+            md.append(f"| {p['a']} | {p['b']} | {p['folds']} | {p['float_test_accuracy']} | {p['int8_accuracy']} | "
+                      f"{p['int8_agreement']} |")
+    md += ["", *(f"* **{name}**: {NOTES[name]}" for name in summary if name in NOTES)]
+    md += ["", "| recipe | fold | float | int8 | agreement | int8 gate | head only | minutes | epochs run (best) |",
+           "|---|---:|---:|---:|---:|---|---:|---:|---|"]
     for r in rows:
         md.append(f"| {r['recipe']} | {r['fold']} | {r['float_test_accuracy']:.1%} | {_pct(r['int8_accuracy'])} | "
-                  f"{_pct(r['int8_agreement'])} | {_pct(r['head_test_accuracy'])} | {r['train_minutes']} | "
+                  f"{_pct(r['int8_agreement'])} | {r['int8_status']} | {_pct(r['head_test_accuracy'])} | {r['train_minutes']} | "
                   f"{r['epochs_run']} ({r['best_epoch']}) |")
     OUT_MD.write_text("\n".join(md) + "\n")
 
@@ -135,6 +195,25 @@ def _mean_std(values, pct=True) -> str:
     return f"{100 * mean:.1f} +- {100 * std:.1f}%" if pct else f"{mean:.1f} +- {std:.1f}"
 
 
+def paired(rows: list[dict]) -> list[dict]:
+    """Every pair of recipes over the folds both ran: mean +- std of the per-fold difference (b - a),
+    so the fold-to-fold spread (which photos are hard) cancels out."""
+    names = list(dict.fromkeys(r["recipe"] for r in rows))
+    by = {(r["recipe"], r["fold"]): r for r in rows}
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            folds = [k for k in range(K) if (a, k) in by and (b, k) in by]
+            if not folds:
+                continue
+            row = {"a": a, "b": b, "folds": len(folds)}
+            for key in ("float_test_accuracy", "int8_accuracy", "int8_agreement"):
+                diffs = [by[b, k][key] - by[a, k][key] for k in folds if by[b, k][key] is not None and by[a, k][key] is not None]
+                row[key] = _mean_std(diffs).replace("%", " pts")
+            out.append(row)
+    return out
+
+
 def summarize(rows: list[dict]) -> dict:
     out: dict[str, dict] = {}
     for name in dict.fromkeys(r["recipe"] for r in rows):
@@ -144,7 +223,8 @@ def summarize(rows: list[dict]) -> dict:
                      "int8_accuracy": _mean_std([r["int8_accuracy"] for r in rs]),
                      "int8_agreement": _mean_std([r["int8_agreement"] for r in rs]),
                      "head_test_accuracy": _mean_std([r["head_test_accuracy"] for r in rs]),
-                     "train_minutes": _mean_std([r["train_minutes"] for r in rs], pct=False)}
+                     "train_minutes": _mean_std([r["train_minutes"] for r in rs], pct=False),
+                     "int8_gate_passed": f"{sum(r['int8_status'] == 'passed' for r in rs)}/{len(rs)}"}
     return out
 
 
@@ -153,6 +233,7 @@ def main() -> int:
     parser.add_argument("--recipe", default="default", help="name of the recipe in the results")
     parser.add_argument("--options", default="{}", help="JSON of edge.train.train options (TrainConfig fields)")
     parser.add_argument("--folds", default=",".join(str(k) for k in range(K)))
+    parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), help="replace edge's augmentation (a lever)")
     parser.add_argument("--redo", action="store_true", help="rerun folds already in the results")
     args = parser.parse_args()
     if not require_shared():
@@ -163,6 +244,13 @@ def main() -> int:
     info = machine_info()
     machine = f"{info['cpu']}, {info['cores']} cores, Python {info['python']}"
     options = json.loads(args.options)
+    if args.augment:
+        import edge.data.pipeline
+
+        edge.data.pipeline.augmentation = AUGMENTATIONS[args.augment]
+        options_shown = {**options, "augment": args.augment}
+    else:
+        options_shown = options
     scanned = scan(FLOWERS)
     samples, labels = scanned.samples, scanned.labels
     fold = fold_assignment(samples, K, SEED)
@@ -171,6 +259,7 @@ def main() -> int:
         if not args.redo and any(r["recipe"] == args.recipe and r["fold"] == k for r in rows):
             continue
         row = run_fold(args.recipe, options, k, samples, labels, fold)
+        row["options"] = options_shown
         print(json.dumps(row), flush=True)
         rows = [r for r in load() if not (r["recipe"] == args.recipe and r["fold"] == k)] + [row]
         save(rows, machine)

@@ -1,8 +1,10 @@
 """Core ML: Apple's runtime on macOS, edge's MIL reference executor everywhere else.
 
 coremltools' ``predict`` runs only on macOS, so off Apple platforms a ``.mlpackage`` is executed
-by ``edge.runtimes.mil`` (the ML program's ops, the ImageType's scale/bias, fp16 rounding of the
-CPU path). Latency off macOS is never reported: the executor's speed says nothing about Core ML's.
+by ``edge.runtimes.mil``: the ML program's ops lowered to one compiled TensorFlow function (the
+NumPy executor stays as the tests' oracle), the ImageType's scale/bias, fp16 rounding after every
+op of an fp16 program (the CPU path). Latency off macOS is never reported: the executor's speed
+says nothing about Core ML's.
 """
 
 from __future__ import annotations

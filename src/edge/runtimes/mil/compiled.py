@@ -82,7 +82,7 @@ class Value:
     first use by an op that does not commute with it.
     """
 
-    __slots__ = ("raw", "nhwc", "pending", "_rounded")
+    __slots__ = ("_rounded", "nhwc", "pending", "raw")
 
     def __init__(self, raw, nhwc: bool = False, pending: bool = False):
         self.raw = raw
@@ -274,7 +274,8 @@ def _leaky_relu(ctx, x, alpha=0.01):
 
 @lowering("gelu")
 def _gelu(ctx, x, mode="EXACT"):
-    from math import pi, sqrt as msqrt
+    from math import pi
+    from math import sqrt as msqrt
 
     tf = _tf()
     t = _float(ctx.raw(x))

@@ -54,7 +54,7 @@ DEFAULT_BATCH = {"tensorflow": 64, "numpy": 8}
 _COLOR_SPACES = {20: "RGB", 30: "BGR"}  # ImageFeatureType.ColorSpace values edge supports
 
 
-class UnsupportedMilOp(EdgeError):
+class UnsupportedMilOp(EdgeError):  # noqa: N818  (a public name since 0.1)
     """The program holds an op the executor does not implement (in either engine)."""
 
 
@@ -90,7 +90,7 @@ def load_spec_and_program(path: Path):
         raise EdgeError(f"{path} is not a Core ML package (no Manifest.json inside).")
     try:
         spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
-    except Exception as exc:  # noqa: BLE001 - corrupt packages raise many kinds
+    except Exception as exc:
         raise EdgeError(f"{path} cannot be read as a Core ML model ({str(exc).splitlines()[0]}).") from exc
     if spec.WhichOneof("Type") != "mlProgram":
         raise EdgeError(f"{path} is not an ML program (it is a {spec.WhichOneof('Type')}); edge exports ML programs.")

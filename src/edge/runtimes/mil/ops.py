@@ -135,7 +135,8 @@ def leaky_relu(x, alpha=0.01):
 
 @op("gelu")
 def gelu(x, mode="EXACT"):
-    from math import erf, pi, sqrt as msqrt
+    from math import erf, pi
+    from math import sqrt as msqrt
 
     x = _f32(x)
     if mode == "EXACT":

@@ -384,11 +384,15 @@ def test_real_export_offers_everything_the_app_reads(exported):
     assert ios_demo.app_compatibility_problems(interface, keys_read.values()) == []
 
 
-def test_install_places_the_export_where_the_app_loads_it(exported, app_copy):
+def test_install_places_the_export_where_the_app_loads_it(exported, app_copy, tmp_path):
     package, spec, _ = exported
     models = app_copy / ios_demo.MODELS_DIR
     (models / "Old.mlpackage").mkdir()  # a previously installed model under another name
-    result = ios_demo.install(package.parent, app_copy)  # an export folder holding one package
+    folder = tmp_path / "export"  # an export folder holding one package
+    shutil.copytree(package, folder / package.name)
+    with pytest.raises(EdgeError, match="holds 3 Core ML packages"):
+        ios_demo.install(package.parent, app_copy)  # the shared export: fp16, fp32, int8 -- which one?
+    result = ios_demo.install(folder, app_copy)
     assert result.destination == models / ios_demo.INSTALLED_MODEL
     assert (result.destination / "Manifest.json").is_file()
     assert result.labels == list(spec.labels) and result.input_size == tuple(spec.input_size)

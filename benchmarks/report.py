@@ -237,7 +237,10 @@ def chart(result):
     references = sorted({r.reference_accuracy for r in result.rows if r.reference_accuracy is not None})
     lo, hi = min(ys + [v * 100 for v in references]), max(ys + [v * 100 for v in references])
     pad = max(hi - lo, 2.0) * 0.18
-    ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+    bottom, top = max(0.0, lo - pad), hi + pad  # room above a 100% point for its marker, but no tick past 100%
+    ax.set_ylim(bottom, top)
+    ax.set_yticks([t for t in ax.get_yticks() if bottom <= t <= 100.0])
+    ax.set_ylim(bottom, top)
     xs = [r.p50_ms for r in points]
     if max(xs) / max(min(xs), 1e-9) > 5:
         from matplotlib.ticker import FuncFormatter, LogLocator
@@ -258,7 +261,8 @@ def chart(result):
     for i, row in enumerate(pareto_front(points)):
         text = row.name + (f" ({row.threads} thr)" if several and row.threads else "")
         text += f"\n{_ms(row.p50_ms)} ms, {row.accuracy * 100:.1f}%"
-        ax.annotate(text, (row.p50_ms, row.accuracy * 100), xytext=(10, 10 if i % 2 == 0 else -22),
+        near_top = row.accuracy * 100 > top - (top - bottom) * 0.2  # a label above would run into the title
+        ax.annotate(text, (row.p50_ms, row.accuracy * 100), xytext=(12, -26 if near_top or i % 2 else 10),
                     textcoords="offset points", fontsize=7, zorder=4,
                     bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8),
                     arrowprops=dict(arrowstyle="-", color="gray", linewidth=0.6))

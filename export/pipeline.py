@@ -22,11 +22,10 @@ from edge.errors import EdgeError
 from edge.export import remedies
 from edge.export.gate import ExportContext, export_one
 from edge.export.plan import ExportSettings, export_options, make_plan
+from edge.export.remedies.base import INT8
 from edge.export.report import Entry, ExportReport
 from edge.export.source import Source, check_model_matches_spec, load_images, resolve_source
 from edge.runtimes.tensorflow import KerasPredictor, load_keras
-
-INT8 = "int8"
 
 
 def export(

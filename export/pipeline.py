@@ -25,6 +25,7 @@ from edge.export.plan import ExportSettings, export_options, make_plan
 from edge.export.remedies.base import INT8
 from edge.export.report import Entry, ExportReport
 from edge.export.source import Source, check_model_matches_spec, load_images, resolve_source
+from edge.fileio import probe_writable
 from edge.runtimes.tensorflow import KerasPredictor, load_keras
 
 
@@ -130,9 +131,7 @@ def _prepare_out_dir(out_dir: Path) -> None:
     """Create the output folder and prove it is writable before any expensive work."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".edge-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(out_dir)
     except OSError as exc:
         raise EdgeError(f"Cannot write to the output folder {out_dir} ({exc.strerror or exc}).") from exc
 

@@ -132,7 +132,7 @@ def run_fold(recipe: str, options: dict, k: int, samples, labels, fold) -> dict:
         t0 = time.perf_counter()
         report = export(run_dir, formats="tflite", quantize="int8", out=run_dir / "export", quiet=True, force=True)
         export_s = time.perf_counter() - t0
-    entry = next(e for e in report.entries if e.format == "tflite" and e.quantize == "int8")
+    (entry,) = report.entries  # the one artifact this export plans
     m = result.metrics
     return {
         "recipe": recipe, "options": options, "fold": k, "counts": counts,

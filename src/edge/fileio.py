@@ -82,6 +82,13 @@ def os_reason(exc: OSError) -> str:
     return reason[:1].lower() + reason[1:]
 
 
+def probe_writable(folder: Path) -> None:
+    """Write and remove a hidden temporary file in ``folder``; raises OSError when that is refused."""
+    fd, probe = tempfile.mkstemp(prefix=".edge-probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def ensure_writable_dir(path: Path, what: str = "output folder") -> Path:
     """Create ``path`` (and its parents) and prove a file can be written in it, before any work.
 
@@ -95,9 +102,7 @@ def ensure_writable_dir(path: Path, what: str = "output folder") -> Path:
     except OSError as exc:
         raise EdgeError(f"Cannot create the {what} {path} ({os_reason(exc)}).") from None
     try:
-        fd, probe = tempfile.mkstemp(prefix=".edge-probe-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(path)
     except OSError as exc:
         raise EdgeError(f"Cannot write into the {what} {path} ({os_reason(exc)}).") from None
     return path
@@ -139,8 +144,6 @@ def check_creatable_dir(path: Path, what: str = "output folder") -> None:
     if not existing.is_dir():
         raise EdgeError(f"Cannot create the {what} {path} ({existing} is not a folder).")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".edge-probe-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(existing)
     except OSError as exc:
         raise EdgeError(f"Cannot create the {what} {path} ({os_reason(exc)} in {existing}).") from None

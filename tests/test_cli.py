@@ -184,14 +184,16 @@ def test_third_party_import_noise_is_gone():
         assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"  # configure(verbose=True) ran in the child only
 
 
-def test_scikit_learn_is_not_a_dependency():
-    """coremltools only warns about scikit-learn's version; edge never imports it, so it is not pinned."""
+def test_palettization_dependency_is_pinned_and_installed():
+    """coremltools' k-means palettization (--coreml-compression palettize*) imports scikit-learn, which
+    coremltools does not require: a clean install without the pin fails those exports."""
+    from importlib.metadata import version
+
     root = Path(__file__).resolve().parents[1]
-    text = (root / "pyproject.toml").read_text()
-    assert "scikit-learn" not in text
-    for folder in ("src", "train", "export", "benchmarks"):
-        for path in (root / folder).rglob("*.py"):
-            assert not re.search(r"^\s*(import|from)\s+sklearn", path.read_text(), re.M), path
+    pin = re.search(r'"scikit-learn==([^"]+)"', (root / "pyproject.toml").read_text())
+    assert pin, "pyproject.toml must pin scikit-learn"
+    assert version("scikit-learn") == pin.group(1)
+    from sklearn.cluster import KMeans  # noqa: F401  what coremltools' palettizer imports
 
 
 # ---------------------------------------------------------------------------------------------- --json and -q

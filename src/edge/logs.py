@@ -16,7 +16,8 @@ does unless ``-v/--verbose``) they are silenced:
   Among them coremltools' "Failed to load _MLModelProxy" (its macOS-only native module is absent
   on Linux, which is why edge verifies Core ML with its own executor) and its version notes
   ("scikit-learn ... is not supported", "TensorFlow ... has not been tested"): edge uses neither
-  coremltools' scikit-learn converters nor its TensorFlow 1 path.
+  coremltools' scikit-learn converters nor its TensorFlow 1 path (its k-means palettization does
+  import scikit-learn, which is why pyproject.toml pins it).
 * onnxruntime's quantizer logs through the *root* logger ("Axis 1 is out-of-range for weight
   ... with rank 1": per-channel quantization skipping 1-D BatchNorm vectors, which are correctly
   kept per-tensor), so a filter on the root logger drops WARNING-and-below records that come from

@@ -30,6 +30,8 @@ BAD = [
     ({"dropout": 1.0}, ["--dropout", "1"], "below 1"),
     ({"label_smoothing": -0.1}, ["--label-smoothing", "-0.1"], "at least 0"),
     ({"patience": -1}, ["--patience", "-1"], "at least 0"),
+    ({"fine_tune_views": -1}, ["--fine-tune-views", "-1"], "at least 0"),
+    ({"fine_tune_schedule": "linear"}, ["--fine-tune-schedule", "linear"], "one of cosine, constant"),
     ({"class_weights": "balance"}, ["--class-weights", "balance"], "one of auto, balanced, none"),
     ({"mixed_precision": "yes"}, ["--mixed-precision", "yes"], "one of auto, on, off"),
     ({"devices": "cpu:0"}, ["--devices", "cpu:0"], "cpu:N with N at least 1"),

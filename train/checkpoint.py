@@ -19,15 +19,18 @@ BEST_DIR = "best"
 
 
 class StageCheckpoint(keras.callbacks.Callback):
-    """Saves after each epoch; stops early on ``monitor`` and restores the best weights at the end."""
+    """Saves after each epoch; stops early on ``monitor`` and restores the best weights at the end
+    (``restore_best=False``: keeps the last epoch's weights, as a decaying schedule wants)."""
 
-    def __init__(self, directory: Path, weights_model, optimizer, monitor: str = "val_accuracy", patience: int = 5):
+    def __init__(self, directory: Path, weights_model, optimizer, monitor: str = "val_accuracy", patience: int = 5,
+                 restore_best: bool = True):
         super().__init__()
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.weights_model = weights_model  # the model whose weights matter (the full classifier)
         self.monitor = monitor
         self.patience = patience
+        self.restore_best = restore_best
         self.ckpt = tf.train.Checkpoint(model=weights_model, optimizer=optimizer)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(self.directory / "latest"), max_to_keep=2)
         # TF checkpoints (not .h5) also restore correctly into mirrored variables under a strategy.
@@ -76,9 +79,15 @@ class StageCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def finish(self) -> dict:
-        """Restore the best weights (if any) and mark the stage done."""
-        if self.state.get("best_checkpoint"):
+        """Restore the best weights (if any, and if asked to) and mark the stage done. The weights kept
+        are recorded as ``kept_epoch``."""
+        if self.restore_best and self.state.get("best_checkpoint"):
             self.best_ckpt.read(self.state["best_checkpoint"]).expect_partial()
+            self.state["kept_epoch"] = self.state["best_epoch"]
+        else:
+            if self.state["epoch"] >= 0 and self.state.get("checkpoint"):
+                self.ckpt.restore(self.state["checkpoint"]).expect_partial()  # a resumed finish holds no weights yet
+            self.state["kept_epoch"] = self.state["epoch"]
         self.state["done"] = True
         self._write_state()
         return self.state

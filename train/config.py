@@ -22,6 +22,8 @@ from edge.errors import EdgeError
 CLASS_WEIGHTS = ("auto", "balanced", "none")
 MIXED_PRECISION = ("auto", "on", "off")
 DEVICES = ("auto", "cpu", "gpu")  # and cpu:N
+SCHEDULES = ("cosine", "constant")  # fine-tuning learning rate (train/schedule.py)
+DECAYING_SCHEDULES = ("cosine",)  # they run every epoch (no early stopping) and keep the last weights
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 1024
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seed range
 # Not part of what must match to continue an interrupted run: they change where or how fast it
@@ -41,11 +43,14 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = field(default=1e-3, metadata={"flag": "--lr"})
     fine_tune_learning_rate: float = field(default=1e-4, metadata={"flag": "--fine-tune-lr"})
+    fine_tune_schedule: str = "cosine"  # cosine (1 warm-up epoch, every epoch runs) | constant (early stopping)
+    fine_tune_views: int = 3  # augmented views cached through the frozen layers (0 = fine-tune on images)
     dropout: float = 0.2
     label_smoothing: float = 0.1
     class_weights: str = "auto"  # auto | none | balanced
-    patience: int = 5  # early stopping on val accuracy, best weights restored (0 = off)
+    patience: int = 5  # early stopping on val accuracy, best weights restored (0 = off; not with a decaying schedule)
     augment: bool = True
+    resize_augment: bool = True  # augmented views resize each photo with a consumer's filter (edge.data.resize)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # or "80/10/10"
     seed: int = 42
     csv: str | None = None
@@ -82,6 +87,8 @@ class TrainConfig:
         self.fine_tune_epochs = _whole("fine_tune_epochs", self.fine_tune_epochs, low=0)
         if self.fine_tune_from is not None and (not isinstance(self.fine_tune_from, str) or not self.fine_tune_from):
             raise EdgeError(f"{label('fine_tune_from')} must be the name of a backbone layer, not {self.fine_tune_from!r}.")
+        self.fine_tune_schedule = _choice("fine_tune_schedule", self.fine_tune_schedule, SCHEDULES)
+        self.fine_tune_views = _whole("fine_tune_views", self.fine_tune_views, low=0)
         self.batch_size = _whole("batch_size", self.batch_size, low=1)
         for name in ("learning_rate", "fine_tune_learning_rate"):
             setattr(self, name, _number(name, getattr(self, name), low=0.0, low_open=True, what="a number greater than 0"))
@@ -90,6 +97,7 @@ class TrainConfig:
         self.class_weights = _choice("class_weights", self.class_weights, CLASS_WEIGHTS)
         self.patience = _whole("patience", self.patience, low=0)
         self.augment = _flag_value("augment", self.augment)
+        self.resize_augment = _flag_value("resize_augment", self.resize_augment)
         self.split = _split(self.split)
         self.seed = _whole("seed", self.seed, low=0, high=MAX_SEED)
         if self.csv is not None:

@@ -23,9 +23,11 @@ from edge.fileio import atomic_path, atomic_write_text
 from edge.keras_setup import keras, tf
 from edge.rundir import Sample
 from edge.train.checkpoint import StageCheckpoint
-from edge.train.config import TrainConfig
+from edge.train.config import DECAYING_SCHEDULES, TrainConfig
 from edge.train.model import LOGITS_LAYER, feature_extractor, head_model, set_trainable
 from edge.train.progress import RichProgress
+from edge.train.schedule import learning_rate
+from edge.train.views import view_batches
 
 
 @dataclass
@@ -129,18 +131,24 @@ def cache_bottlenecks(model, samples: list[Sample], size, batch_size: int, path:
 
 def _run_stage(name: str, fit_model, weights_model, optimizer, train_ds, val_ds, epochs: int, directory: Path,
                config: TrainConfig, progress, weights, log_dir: Path, steps: int | None,
-               refresh_ds=None) -> StageResult:
-    ckpt = StageCheckpoint(directory, weights_model, optimizer, patience=config.patience)
+               refresh_ds=None, decaying: bool = False) -> StageResult:
+    """Fit ``epochs`` epochs with per-epoch checkpoints. ``decaying`` (a schedule that decays to the
+    end): no early stopping, the last epoch's weights are kept; otherwise ``patience`` early
+    stopping with the best validation epoch's weights restored. ``train_ds`` is a dataset, or a
+    function of the first epoch to run that returns one (a resumed stage starts there)."""
+    patience = 0 if decaying else config.patience
+    ckpt = StageCheckpoint(directory, weights_model, optimizer, patience=patience, restore_best=not decaying)
     start = time.perf_counter()
     if ckpt.done:
         state = ckpt.finish()
-        return StageResult(name, state["history"], 0.0, state["best_epoch"], resumed_from=state["epoch"] + 1)
+        return StageResult(name, state["history"], 0.0, state["kept_epoch"], resumed_from=state["epoch"] + 1)
     initial_epoch = ckpt.restore()
-    if initial_epoch < epochs and not (config.patience and ckpt.state["wait"] >= config.patience):
+    if initial_epoch < epochs and not (patience and ckpt.state["wait"] >= patience):
         fit_model.fit(
-            train_ds,
+            train_ds(initial_epoch) if callable(train_ds) else train_ds,
             epochs=epochs,
             initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
             class_weight=weights,
             verbose=0,
             callbacks=[
@@ -151,7 +159,7 @@ def _run_stage(name: str, fit_model, weights_model, optimizer, train_ds, val_ds,
             ],
         )
     state = ckpt.finish()
-    return StageResult(name, state["history"], time.perf_counter() - start, state["best_epoch"], initial_epoch)
+    return StageResult(name, state["history"], time.perf_counter() - start, state["kept_epoch"], initial_epoch)
 
 
 HEAD_STATE = "state.json"
@@ -216,8 +224,9 @@ def fit_head(head, x_train, y_train, x_val, y_val, config: TrainConfig, weights,
     return stopper.history, stopper.best_epoch
 
 
-def head_steps(count: int, batch_size: int) -> int:
-    """Batches per head epoch: the head's ``steps_per_execution``, so one epoch is one compiled call."""
+def batches_per_epoch(count: int, batch_size: int) -> int:
+    """Batches in one epoch over ``count`` examples (the head's ``steps_per_execution`` too, so a head
+    epoch is one compiled call)."""
     return max(1, -(-count // batch_size))
 
 
@@ -225,17 +234,22 @@ def _head_layers(model):
     return [model.get_layer(name) for name in (LOGITS_LAYER,)]
 
 
-def train_head(model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir: Path, progress, strategy):
+def train_head(model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir: Path, progress, strategy,
+               bottlenecks=None):
     """Stage 1: cache bottlenecks of train/val once, train the head on the cache (in memory).
 
+    ``bottlenecks``: ``((x_train, y_train), (x_val, y_val))`` already computed (from the view cache,
+    ``fine_tune_on_views``); otherwise they are computed here and cached on disk.
     Resume: the bottleneck caches are on disk, the head is not checkpointed per epoch (it trains in
     seconds): an interrupted stage 1 simply trains the head again from the caches; a finished one
     left ``head/state.json`` and the head's weights, which a resumed run loads instead.
     """
     n = model.output.shape[-1]
     t0 = time.perf_counter()
-    x_train, y_train = cache_bottlenecks(model, splits["train"], size, config.batch_size, ckpt_dir / "bottlenecks_train.npz", progress, "train")
-    x_val, y_val = cache_bottlenecks(model, splits["val"], size, config.batch_size, ckpt_dir / "bottlenecks_val.npz", progress, "val")
+    if bottlenecks is None:
+        bottlenecks = [cache_bottlenecks(model, splits[part], size, config.batch_size,
+                                         ckpt_dir / f"bottlenecks_{part}.npz", progress, part) for part in ("train", "val")]
+    (x_train, y_train), (x_val, y_val) = bottlenecks
     cache_seconds = time.perf_counter() - t0
     directory = ckpt_dir / "head"
     state_file, weights_file = directory / HEAD_STATE, directory / HEAD_WEIGHTS
@@ -248,7 +262,7 @@ def train_head(model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir
     t1 = time.perf_counter()
     with strategy.scope():
         head = head_model(model)
-        _compile(head, config.learning_rate, config, steps_per_execution=head_steps(len(x_train), config.batch_size))
+        _compile(head, config.learning_rate, config, steps_per_execution=batches_per_epoch(len(x_train), config.batch_size))
     history, best_epoch = fit_head(head, x_train, y_train, x_val, y_val, config, class_weights(y_train, n, config.class_weights),
                                    progress)
     _write_head_logs(log_dir / "head", history)
@@ -276,6 +290,10 @@ def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: 
                  strategy, epochs: int, lr: float) -> StageResult:
     """Fine-tuning (or from-scratch training) of ``model`` on (augmented) images."""
     n = model.output.shape[-1]
+    steps = batches_per_epoch(len(splits["train"]), config.batch_size)
+    decaying = name == "fine_tune" and config.fine_tune_schedule in DECAYING_SCHEDULES
+    if name == "fine_tune":
+        lr = learning_rate(config.fine_tune_schedule, lr, steps, epochs)
     with strategy.scope():
         set_trainable(model, config.backbone, "fine_tune" if name == "fine_tune" else "all",
                       start_layer=config.fine_tune_from)
@@ -285,10 +303,32 @@ def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: 
     val_ds = image_dataset(splits["val"], size, max(config.batch_size, 64)).map(one_hot(n))
     labels = np.array([s.label for s in splits["train"]])
     weights = class_weights(labels, n, config.class_weights)
-    steps = -(-len(splits["train"]) // config.batch_size)
     refresh_ds = None
     if name == "scratch":
         refresh_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, seed=config.seed)
         refresh_ds = refresh_ds.take(max(1, 512 // config.batch_size))
     return _run_stage(name, model, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / name, config, progress,
-                      weights, log_dir, steps, refresh_ds)
+                      weights, log_dir, steps, refresh_ds, decaying)
+
+
+def fine_tune_on_views(model, cut, caches, paths: list[Path], config: TrainConfig, ckpt_dir: Path, log_dir: Path,
+                       progress, strategy) -> StageResult:
+    """Stage 2 on cached activations (``edge.train.views``): every epoch trains only the top
+    (``cut.top``) on one cached view of the train split (``paths``); validation on val's clean view."""
+    n = model.output.shape[-1]
+    epochs = config.fine_tune_epochs
+    train_cache, val_cache = caches["train"], caches["val"]
+    steps = batches_per_epoch(len(train_cache.labels), config.batch_size)
+    with strategy.scope():
+        set_trainable(model, config.backbone, "fine_tune", start_layer=config.fine_tune_from)
+        lr = learning_rate(config.fine_tune_schedule, config.fine_tune_learning_rate, steps, epochs)
+        optimizer = _compile(cut.top, lr, config)
+
+    def train_ds(first_epoch: int):
+        return view_batches(paths, train_cache.labels, n, config.batch_size, config.seed, first_epoch, epochs)
+
+    x_val = tf.cast(val_cache.load(0, mmap=False), tf.float32)
+    val_ds = tf.data.Dataset.from_tensor_slices((x_val, tf.one_hot(val_cache.labels, n))).batch(max(config.batch_size, 64))
+    weights = class_weights(train_cache.labels, n, config.class_weights)
+    return _run_stage("fine_tune", cut.top, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / "fine_tune", config,
+                      progress, weights, log_dir, steps, decaying=config.fine_tune_schedule in DECAYING_SCHEDULES)

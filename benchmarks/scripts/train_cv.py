@@ -113,6 +113,15 @@ NOTES = {  # what the recipe names in the results mean
     "default": "TrainConfig defaults; stage 1 as before (Keras fit over tf.data, per-epoch checkpoints of the whole model)",
     "default_new_stage1": "TrainConfig defaults; stage 1 by fit_head (in memory, no per-epoch checkpoint)",
     "default_new_stage1_seed7": "as default_new_stage1 with seed 7 (same folds and splits): run-to-run noise",
+    "views3_cosine": "fine-tuning on 3 cached views (clean + 2 augmented) through the frozen layers, warm-up + "
+                     "cosine, every epoch run, last epoch kept; edge's own resize in every view (measured before "
+                     "resize_augment existed: the 0.2 defaults without it)",
+    "views3_cosine_resize": "the 0.2 defaults: views3_cosine with resize_augment (each augmented view's photos "
+                            "resized with a filter drawn from edge.data.resize)",
+    "images_constant": "the 0.1 fine-tune (images every epoch, constant rate, early stopping, best val epoch) "
+                       "with today's stage 1: default_new_stage1 rerun beside views3_cosine",
+    "views3_constant": "views3_cosine with the constant rate and early stopping: what the cached views alone change",
+    "images_cosine": "images every epoch with warm-up + cosine: what the schedule alone changes",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -134,6 +143,8 @@ def run_fold(recipe: str, options: dict, k: int, samples, labels, fold) -> dict:
         export_s = time.perf_counter() - t0
     (entry,) = report.entries  # the one artifact this export plans
     m = result.metrics
+    test = [s for s, f in zip(samples, fold) if f == k]
+    resize = resize_agreement(run_dir, entry.path, test)
     return {
         "recipe": recipe, "options": options, "fold": k, "counts": counts,
         "float_test_accuracy": m["test"]["accuracy"],
@@ -143,7 +154,26 @@ def run_fold(recipe: str, options: dict, k: int, samples, labels, fold) -> dict:
         "train_minutes": round(train_s / 60, 2), "export_s": round(export_s, 1),
         "timings": m["timings"], "best_epoch": m["best_epoch"],
         "epochs_run": {name: len(h.get("loss", [])) for name, h in result.history.items()},
+        "resize_agreement": resize,
     }
+
+
+def resize_agreement(run_dir: Path, int8_path: str, test) -> dict:
+    """Top-1 agreement of the float model and of the int8 file with themselves when the fold's test
+    photos are resized the way consumers do (edge.data.resize.VARIANTS) instead of edge's way."""
+    from edge import formats
+    from edge.data.resize import REFERENCE, RESIZERS, load_resized
+    from edge.rundir import MODEL_FILE
+
+    models = {"float": formats.load(run_dir / MODEL_FILE), "int8": formats.load(int8_path)}
+    size = tuple(models["float"].spec.input_size)
+    stacks = {v: np.stack([load_resized(s.path, size, v) for s in test]) for v in RESIZERS}
+    out = {}
+    for name, predictor in models.items():
+        top1 = {v: predictor(images).argmax(1) for v, images in stacks.items()}
+        ref = top1.pop(REFERENCE)
+        out[name] = {v: float(np.mean(t == ref)) for v, t in top1.items()}
+    return out
 
 
 def load() -> list[dict]:
@@ -159,11 +189,22 @@ def save(rows: list[dict], machine: str) -> None:
           f"Machine: {machine}; 2 cores shared with other jobs, so minutes are indicative. Each fold: 100 test "
           "photos (every photo tested once over the 5 folds), 350 train / 50 val from the other 400. int8 = "
           "`edge export --formats tflite --quantize int8`, verified on the fold's test split. mean +- std over folds.", "",
-          "| recipe | folds | float top-1 | int8 top-1 | int8 agreement | int8 gate passed | after head only | train minutes |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|"]
+          "| recipe | folds | float top-1 | int8 top-1 | int8 agreement | int8 gate passed | after head only | "
+          "train minutes | float resize agr. (worst) | int8 resize agr. (worst) |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, s in summary.items():
         md.append(f"| {name} `{json.dumps(s['options'])}` | {s['folds']} | {s['float_test_accuracy']} | "
-                  f"{s['int8_accuracy']} | {s['int8_agreement']} | {s['int8_gate_passed']} | {s['head_test_accuracy']} | {s['train_minutes']} |")
+                  f"{s['int8_accuracy']} | {s['int8_agreement']} | {s['int8_gate_passed']} | {s['head_test_accuracy']} | "
+                  f"{s['train_minutes']} | {s['float_resize_worst']} | {s['int8_resize_worst']} |")
+    variants = [(name, s["resize_by_variant"]) for name, s in summary.items() if s["resize_by_variant"]]
+    if variants:
+        columns = list(next(iter(variants))[1]["float"])
+        md += ["", "Top-1 agreement of each model with itself when the test photos are resized as consumers do "
+               "(edge.data.resize) instead of edge's Pillow bilinear; mean over folds:", "",
+               "| recipe | model | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
+        for name, by in variants:
+            for model, values in by.items():
+                md.append(f"| {name} | {model} | " + " | ".join(f"{100 * values[c]:.1f}%" for c in columns) + " |")
     pairs = paired(rows)
     if pairs:
         md += ["", "Paired over the same folds, b - a (mean +- std of the per-fold difference; the std of two runs of "
@@ -224,8 +265,38 @@ def summarize(rows: list[dict]) -> dict:
                      "int8_agreement": _mean_std([r["int8_agreement"] for r in rs]),
                      "head_test_accuracy": _mean_std([r["head_test_accuracy"] for r in rs]),
                      "train_minutes": _mean_std([r["train_minutes"] for r in rs], pct=False),
+                     **{f"{model}_resize_worst": _mean_std([min(r["resize_agreement"][model].values()) for r in rs
+                                                            if r.get("resize_agreement")])
+                        for model in ("float", "int8")},
+                     "resize_by_variant": _by_variant(rs),
                      "int8_gate_passed": f"{sum(r['int8_status'] == 'passed' for r in rs)}/{len(rs)}"}
     return out
+
+
+def _by_variant(rows: list[dict]) -> dict:
+    """{model: {variant: mean agreement}} over the folds that measured it."""
+    measured = [r["resize_agreement"] for r in rows if r.get("resize_agreement")]
+    if not measured:
+        return {}
+    return {model: {v: statistics.fmean(m[model][v] for m in measured) for v in measured[0][model]}
+            for model in measured[0]}
+
+
+def add_resize_agreement(recipe: str, samples, fold) -> None:
+    """Measure resize agreement for rows of ``recipe`` that lack it, from the runs they left."""
+    rows = load()
+    for row in rows:
+        if row["recipe"] != recipe or row.get("resize_agreement"):
+            continue
+        run_dir = WORK / "cv" / recipe / f"fold{row['fold']}"
+        int8 = next((run_dir / "export").glob("*int8*.tflite"), None)
+        if int8 is None:
+            print(f"{recipe} fold {row['fold']}: no int8 file left in {run_dir}", flush=True)
+            continue
+        test = [s for s, f in zip(samples, fold) if f == row["fold"]]
+        row["resize_agreement"] = resize_agreement(run_dir, str(int8), test)
+        print(json.dumps({"recipe": recipe, "fold": row["fold"], "resize_agreement": row["resize_agreement"]}), flush=True)
+    save(rows, json.loads(OUT_JSON.read_text())["machine"])
 
 
 def main() -> int:
@@ -235,6 +306,8 @@ def main() -> int:
     parser.add_argument("--folds", default=",".join(str(k) for k in range(K)))
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), help="replace edge's augmentation (a lever)")
     parser.add_argument("--redo", action="store_true", help="rerun folds already in the results")
+    parser.add_argument("--resize-only", action="store_true",
+                        help="only measure resize agreement for the recipe's folds that lack it (from their runs)")
     args = parser.parse_args()
     if not require_shared():
         return 0
@@ -254,6 +327,9 @@ def main() -> int:
     scanned = scan(FLOWERS)
     samples, labels = scanned.samples, scanned.labels
     fold = fold_assignment(samples, K, SEED)
+    if args.resize_only:
+        add_resize_agreement(args.recipe, samples, fold)
+        return 0
     for k in (int(x) for x in args.folds.split(",")):
         rows = load()
         if not args.redo and any(r["recipe"] == args.recipe and r["fold"] == k for r in rows):

@@ -69,7 +69,15 @@ def main() -> int:
     from edge.train.config import TrainConfig
     from edge.train.model import build_model, feature_extractor, head_model, set_trainable
     from edge.train.progress import RichProgress
-    from edge.train.stages import Validate, _compile, cache_bottlenecks, class_weights, fit_head, head_steps, one_hot
+    from edge.train.stages import (
+        Validate,
+        _compile,
+        batches_per_epoch,
+        cache_bottlenecks,
+        class_weights,
+        fit_head,
+        one_hot,
+    )
 
     out: dict = {"machine": machine_info(), "tf_threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
                                                              "inter": tf.config.threading.get_inter_op_parallelism_threads()},
@@ -160,7 +168,7 @@ def main() -> int:
         keras.utils.set_random_seed(42)
         model.get_layer("logits").set_weights(init_weights)
         head = head_model(model)
-        _compile(head, config.learning_rate, config, steps_per_execution=head_steps(len(xt), config.batch_size))
+        _compile(head, config.learning_rate, config, steps_per_execution=batches_per_epoch(len(xt), config.batch_size))
         (hist, _best), t = timed(fit_head, head, xt, yt, xv, yv, config, class_weights(yt, n_cls, config.class_weights))
         return len(hist["loss"]), t
 

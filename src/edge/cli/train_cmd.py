@@ -13,7 +13,7 @@ import typer
 
 from edge.backbones import BACKBONES
 from edge.cli.app import app, epilog, examples, json_option, quiet_option, setup_output, verbose_option, write_json
-from edge.train.config import CLASS_WEIGHTS, DEVICES, MIXED_PRECISION, TrainConfig, flag, format_split
+from edge.train.config import CLASS_WEIGHTS, DEVICES, MIXED_PRECISION, SCHEDULES, TrainConfig, flag, format_split
 
 DEFAULTS = TrainConfig()
 
@@ -51,14 +51,17 @@ def train(
     epochs: int = _option("epochs", "Stage 1 epochs: the head on cached bottleneck features (whole network with --weights none)."),
     fine_tune_epochs: int = _option("fine_tune_epochs", "Stage 2 epochs: fine-tune the top backbone layers (0 skips it)."),
     fine_tune_from: Optional[str] = _option("fine_tune_from", "First backbone layer to unfreeze (default: the backbone's own choice)."),
+    fine_tune_schedule: str = _option("fine_tune_schedule", f"{', '.join(SCHEDULES)}: cosine warms up for an epoch, decays to 0 and keeps the last epoch; constant stops early (--patience)."),
+    fine_tune_views: int = _option("fine_tune_views", "Augmented views of each training photo run once through the frozen layers and cached; fine-tuning trains the top on them (0: whole network every epoch, slower)."),
     batch_size: int = _option("batch_size", "Global batch size."),
     learning_rate: float = _option("learning_rate", "Learning rate of stage 1."),
     fine_tune_learning_rate: float = _option("fine_tune_learning_rate", "Learning rate of stage 2."),
     dropout: float = _option("dropout", "Dropout before the softmax head."),
     label_smoothing: float = _option("label_smoothing", "Label smoothing of the cross-entropy loss."),
     class_weights: str = _option("class_weights", f"{', '.join(CLASS_WEIGHTS)} (auto: balanced when classes are imbalanced >1.5x)."),
-    patience: int = _option("patience", "Early stopping patience in epochs on val accuracy (0 = off); best weights restored."),
+    patience: int = _option("patience", "Early stopping patience in epochs on val accuracy (0 = off); best weights restored. Not in a cosine fine-tune."),
     augment: bool = typer.Option(DEFAULTS.augment, "--augment/--no-augment", help="Flip/rotate/zoom/contrast/brightness on training images."),
+    resize_augment: bool = typer.Option(DEFAULTS.resize_augment, "--resize-augment/--no-resize-augment", help="Resize each augmented view's photos with a filter apps use (bicubic, area, bilinear without antialias, nearest, edge's own), so the answer holds however an app resizes."),
     split: str = _option("split", "Train/val/test percentages for a folder or CSV dataset.", default=format_split(DEFAULTS.split)),
     csv: Optional[Path] = _option("csv", "CSV of filename,label (filenames relative to DATA)."),
     csv_allow_outside: bool = _option("csv_allow_outside", "Accept CSV rows whose files lie outside the data folder (../, absolute paths)."),
@@ -78,9 +81,11 @@ def train(
 
     config = TrainConfig(
         backbone=backbone, weights=weights, alpha=alpha, image_size=image_size, epochs=epochs,
-        fine_tune_epochs=fine_tune_epochs, fine_tune_from=fine_tune_from, batch_size=batch_size,
+        fine_tune_epochs=fine_tune_epochs, fine_tune_from=fine_tune_from, fine_tune_schedule=fine_tune_schedule,
+        fine_tune_views=fine_tune_views, batch_size=batch_size,
         learning_rate=learning_rate, fine_tune_learning_rate=fine_tune_learning_rate, dropout=dropout,
         label_smoothing=label_smoothing, class_weights=class_weights, patience=patience, augment=augment,
+        resize_augment=resize_augment,
         split=split, seed=seed, csv=str(csv) if csv else None, csv_allow_outside=csv_allow_outside,
         mixed_precision=mixed_precision, devices=devices,
     )

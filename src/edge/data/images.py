@@ -127,11 +127,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def load_image(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """Return ``path`` as uint8 RGB of shape ``(height, width, 3)``, resized for the model."""
+    from edge.data.resize import resize
+
     height, width = size
-    img = open_rgb(path, (width, height))
-    if img.size != (width, height):
-        img = img.resize((width, height), Image.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    return resize(open_rgb(path, (width, height)), size)
 
 
 def load_images(paths, size: tuple[int, int]) -> np.ndarray:

@@ -3,9 +3,12 @@ and augmentation on the training path only (applied outside the model, so export
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from edge.data.images import load_image
+from edge.data.resize import load_resized
 from edge.rundir import Sample
 
 
@@ -27,23 +30,31 @@ def augmentation(seed: int):
 
 
 def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, *, shuffle: bool = False,
-                  augment: bool = False, seed: int = 0, cache: bool = True):
-    """Batched ``(float32 images 0..255, int labels)`` for ``samples``."""
+                  augment: bool = False, seed: int = 0, cache: bool = True, resize_variants: Sequence[str] = ()):
+    """Batched ``(float32 images 0..255, int labels)`` for ``samples``.
+
+    ``resize_variants`` (names in ``edge.data.resize.RESIZERS``): each image is resized with one of
+    them instead of edge's own filter, drawn from ``(seed, image index)``, so a pass is reproducible.
+    """
     from edge.keras_setup import tf
 
     height, width = size
     paths = np.array([s.path for s in samples], dtype=object).astype(str)
     labels = np.array([s.label for s in samples], dtype=np.int32)
+    variants = tuple(resize_variants)
 
-    def _load(path):
-        return load_image(path.decode("utf-8"), (height, width))
+    def _load(path, index):
+        if not variants:
+            return load_image(path.decode("utf-8"), (height, width))
+        variant = variants[np.random.default_rng([seed, int(index)]).integers(len(variants))]
+        return load_resized(path.decode("utf-8"), (height, width), variant)
 
-    def _decode(path, label):
-        image = tf.numpy_function(_load, [path], tf.uint8, stateful=False)
+    def _decode(path, label, index):
+        image = tf.numpy_function(_load, [path, index], tf.uint8, stateful=False)
         image.set_shape((height, width, 3))
         return image, label
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels, np.arange(len(samples), dtype=np.int64)))
     ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:
         ds = ds.cache()

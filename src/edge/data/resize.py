@@ -1,0 +1,85 @@
+"""How consumers resize a photo to the model's input: the named variants edge measures and trains for.
+
+edge decodes and resizes with Pillow's antialiased bilinear filter (``load_image``, the ModelSpec's
+``stretch-bilinear``). The apps that run an exported model resize their own way (MediaPipe Tasks,
+iOS Vision, a browser canvas each have their own filter), and many mobile pipelines sample four
+pixels without antialiasing. A model that only ever saw Pillow's resize can change its answer on the same
+photo under another one. ``RESIZERS`` names the variants (the whole image stretched to the input
+size, as training did; only the filter differs):
+
+* ``pillow-bilinear``: edge's own (the reference every other variant is compared with);
+* ``pillow-bicubic``: antialiased bicubic (Pillow, and most photo tools' default);
+* ``area``: box filter, the mean of the covered pixels (TF/OpenCV "area");
+* ``bilinear-no-antialias``: four-pixel bilinear sampling at half-pixel centres, as
+  ``tf.image.resize(antialias=False)`` and OpenCV's ``INTER_LINEAR`` do;
+* ``nearest``: nearest neighbour (the crudest thing an app can do).
+
+Training can draw a variant per image for its augmented views (``TrainConfig.resize_augment``),
+and ``edge bench --resize-variants`` reports each model's top-1 agreement with itself under every
+variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REFERENCE = "pillow-bilinear"
+
+
+def _pillow(method) -> Callable[[Image.Image, tuple[int, int]], np.ndarray]:
+    def resize(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
+        height, width = size
+        if img.size != (width, height):
+            img = img.resize((width, height), method)
+        return np.asarray(img, dtype=np.uint8)
+
+    return resize
+
+
+def bilinear_no_antialias(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """Four-pixel bilinear sampling at half-pixel centres (``tf.image.resize(..., antialias=False)``)."""
+    height, width = size
+    src = np.asarray(img, dtype=np.float32)
+    if src.shape[:2] == (height, width):
+        return src.astype(np.uint8)
+
+    def axis(out: int, size_in: int):
+        pos = np.clip((np.arange(out, dtype=np.float64) + 0.5) * (size_in / out) - 0.5, 0, size_in - 1)
+        low = np.floor(pos).astype(np.int64)
+        high = np.minimum(low + 1, size_in - 1)
+        return low, high, (pos - low).astype(np.float32)
+
+    y0, y1, fy = axis(height, src.shape[0])
+    x0, x1, fx = axis(width, src.shape[1])
+    top = src[y0][:, x0] * (1 - fx)[None, :, None] + src[y0][:, x1] * fx[None, :, None]
+    bottom = src[y1][:, x0] * (1 - fx)[None, :, None] + src[y1][:, x1] * fx[None, :, None]
+    out = top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+RESIZERS: dict[str, Callable[[Image.Image, tuple[int, int]], np.ndarray]] = {
+    REFERENCE: _pillow(Image.BILINEAR),
+    "pillow-bicubic": _pillow(Image.BICUBIC),
+    "area": _pillow(Image.BOX),
+    "bilinear-no-antialias": bilinear_no_antialias,
+    "nearest": _pillow(Image.NEAREST),
+}
+VARIANTS = tuple(name for name in RESIZERS if name != REFERENCE)  # what consumers may do instead
+
+
+def resize(img: Image.Image, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:
+    """``img`` (RGB) stretched to ``size`` = (height, width) with ``variant``'s filter, as uint8."""
+    return RESIZERS[variant](img, size)
+
+
+def load_resized(path: str | Path, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:
+    """``load_image`` with another consumer's resize: the same decode (orientation, colour, big-image
+    rules), then ``variant``'s filter."""
+    from edge.data.images import open_rgb
+
+    height, width = size
+    return resize(open_rgb(path, (width, height)), size, variant)

@@ -1,0 +1,223 @@
+"""Fine-tuning on cached views (edge.train.views) and the fine-tuning schedule (edge.train.schedule).
+
+The cut model must compute exactly what the whole model computes, the cache must be resumable
+view by view, the batches of an epoch must not depend on whether the run was interrupted, and a
+cosine fine-tune must run every epoch and keep the last one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    from edge.train.model import build_model
+
+    model, _ = build_model("mobilenet_v2", 3, 64, weights="none", alpha=0.35)
+    return model
+
+
+def test_the_two_halves_compute_the_whole_model(small_model):
+    from edge.train.model import FEATURES_LAYER
+    from edge.train.views import split_model
+
+    cut = split_model(small_model, "block_13_expand", FEATURES_LAYER)
+    assert cut is not None and cut.shape == (4, 4, 32)  # block_12_add of MobileNetV2 0.35 at 64 px
+    x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    whole = small_model(x, training=False).numpy()
+    np.testing.assert_allclose(cut.top(cut.bottom(x, training=False), training=False).numpy(), whole, atol=1e-6)
+    pooled = small_model.get_layer(FEATURES_LAYER).output
+    from edge.keras_setup import keras
+
+    features = keras.Model(small_model.input, pooled)(x, training=False).numpy()
+    np.testing.assert_allclose(cut.features(cut.bottom(x, training=False)).numpy(), features, atol=1e-6)
+    assert len(small_model.layers) == 159  # cutting added no layer to the model itself
+
+
+def test_a_cut_across_a_skip_connection_is_refused(small_model):
+    from edge.train.model import FEATURES_LAYER
+    from edge.train.views import split_model
+
+    # block_14's depthwise conv: its input and block_13's output (read again by block_14_add) cross the cut
+    assert split_model(small_model, "block_14_depthwise", FEATURES_LAYER) is None
+    assert split_model(small_model, "no_such_layer", FEATURES_LAYER) is None
+    assert split_model(small_model, "block_14_expand", FEATURES_LAYER) is not None  # one tensor, read twice
+
+
+def test_views_that_fit_the_budget():
+    from edge.train.views import views_that_fit
+
+    assert views_that_fit(3, 1000, 1000, budget=10**7) == 3
+    assert views_that_fit(3, 1000, 1000, budget=2 * 10**6 + 5) == 2
+    assert views_that_fit(3, 1000, 1000, budget=999_999) == 0
+
+
+def test_epoch_batches_do_not_depend_on_where_the_run_started(tmp_path):
+    from edge.train.views import view_batches
+
+    paths = []
+    for view in range(3):
+        path = tmp_path / f"v{view}.npy"
+        np.save(path, np.full((10, 2, 2, 1), view, np.float16) + np.arange(10, dtype=np.float16)[:, None, None, None] / 16)
+        paths.append(path)
+    labels = np.arange(10) % 2
+
+    def epochs(first):
+        out = [(x.numpy(), y.numpy()) for x, y in view_batches(paths, labels, 2, 4, seed=5, first_epoch=first, epochs=5)]
+        return [out[i:i + 3] for i in range(0, len(out), 3)]  # 3 batches per epoch (4 + 4 + 2)
+
+    whole, resumed = epochs(0), epochs(2)
+    assert len(whole) == 5 and len(resumed) == 3
+    for a, b in zip(whole[2:], resumed):
+        for (xa, ya), (xb, yb) in zip(a, b):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    orders = []
+    for epoch, batches in enumerate(whole):
+        xs = np.concatenate([x for x, _ in batches])
+        assert set(np.floor(xs[:, 0, 0, 0]).astype(int)) == {epoch % 3}  # epoch e reads view e mod 3
+        rows = np.round((xs[:, 0, 0, 0] - epoch % 3) * 16).astype(int).tolist()
+        assert sorted(rows) == list(range(10))  # every image once per epoch
+        ys = np.concatenate([y for _, y in batches]).argmax(1)
+        np.testing.assert_array_equal(ys, labels[rows])  # labels travel with their image
+        orders.append(rows)
+    assert len({tuple(order) for order in orders}) > 1  # a fresh order per epoch
+
+
+def test_view_cache_resumes_view_by_view_and_drops_another_splits_views(small_model, tmp_path):
+    from edge.data.scan import scan
+    from edge.data.synth import synth
+    from edge.train.model import FEATURES_LAYER
+    from edge.train.views import ViewCache, split_model
+
+    data = synth(tmp_path / "data", classes=2, per_class=4, image_size=64, seed=2, quiet=True).out_dir
+    samples = scan(data).samples
+    cut = split_model(small_model, "block_13_expand", FEATURES_LAYER)
+    cache = ViewCache(tmp_path / "views", cut, samples, (64, 64), 4, seed=1, name="train")
+    paths = cache.ensure(3)
+    assert [p.name for p in paths] == ["train-view0.npy", "train-view1.npy", "train-view2.npy"]
+    views = [np.load(p) for p in paths]
+    assert views[0].dtype == np.float16 and views[0].shape == (8, 4, 4, 32)
+    assert not np.array_equal(views[1], views[2])  # each augmented view has its own seed
+    from edge.data.pipeline import image_dataset
+
+    clean = np.concatenate([cut.bottom(x, training=False).numpy() for x, _ in image_dataset(samples, (64, 64), 4)])
+    np.testing.assert_allclose(views[0].astype(np.float32), clean, rtol=2e-3, atol=2e-3)  # view 0: as trained
+
+    stamps = {p: p.stat().st_mtime_ns for p in paths}
+    paths[2].unlink()
+    calls = []
+    original = cache._compute
+    cache._compute = lambda view, *a: (calls.append(view), original(view, *a))
+    cache.ensure(3)
+    assert calls == [2] and all(p.stat().st_mtime_ns == stamps[p] for p in paths[:2])
+
+    other = ViewCache(tmp_path / "views", cut, samples[:6], (64, 64), 4, seed=1, name="train")
+    other.ensure(1)
+    assert not paths[1].exists() and np.load(paths[0]).shape[0] == 6  # another split's views are not reused
+
+
+def test_warmup_cosine_schedule():
+    from edge.train.schedule import WarmupCosine, learning_rate
+
+    schedule = WarmupCosine(1e-3, warmup_steps=10, total_steps=110)
+    values = np.array([float(schedule(step)) for step in range(111)])
+    assert np.all(np.diff(values[:11]) > 0) and values[0] > 0  # warm-up rises from above zero
+    assert values[10] == pytest.approx(1e-3)  # the peak when warm-up ends
+    assert np.all(np.diff(values[10:]) <= 1e-12)  # then only decays
+    assert values[60] == pytest.approx(5e-4, rel=1e-4) and values[110] == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate("constant", 1e-4, 10, 5) == 1e-4
+    assert isinstance(learning_rate("cosine", 1e-4, 10, 5), WarmupCosine)
+    assert learning_rate("cosine", 1e-4, 10, 2).warmup_steps == 0  # no warm-up in a 2-epoch run
+
+
+@pytest.fixture(scope="module")
+def fake_weights(tmp_path_factory):
+    from edge.keras_setup import keras
+
+    path = tmp_path_factory.mktemp("weights") / "mnv2_035_notop.h5"
+    keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None).save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def views_data(tmp_path_factory):
+    from edge.data.synth import synth
+
+    return synth(tmp_path_factory.mktemp("views") / "data", classes=3, per_class=12, image_size=64, seed=4,
+                 quiet=True).out_dir
+
+
+OPTIONS = dict(backbone="mobilenet_v2", alpha=0.35, image_size=64, epochs=2, batch_size=8, seed=1, quiet=True)
+
+
+def test_cosine_fine_tune_on_views_runs_every_epoch_and_keeps_the_last(views_data, fake_weights, tmp_path,
+                                                                       monkeypatch):
+    from edge.train import train, views
+
+    computed = []
+    original = views.ViewCache._compute
+    monkeypatch.setattr(views.ViewCache, "_compute", lambda self, view, *a: (computed.append((self.name, view)),
+                                                                              original(self, view, *a)))
+    from edge.data.resize import RESIZERS
+
+    loads = []
+    original_dataset = views.image_dataset
+    monkeypatch.setattr(views, "image_dataset", lambda *a, **kw: (loads.append((kw["augment"], kw["resize_variants"])),
+                                                                  original_dataset(*a, **kw))[1])
+    result = train(views_data, run_dir=tmp_path / "run", weights=str(fake_weights), fine_tune_epochs=4, patience=1,
+                   **OPTIONS)
+    # clean views with edge's resize; augmented ones draw each photo's filter from every consumer's
+    assert sorted(loads) == [(False, ()), (False, ()), (True, tuple(RESIZERS)), (True, tuple(RESIZERS))]
+    assert sorted(computed) == [("train", 0), ("train", 1), ("train", 2), ("val", 0)]  # each view once, val clean
+    assert len(result.history["fine_tune"]["loss"]) == 4  # patience 1 does not cut a decaying schedule
+    assert result.metrics["best_epoch"]["fine_tune"] == 3  # the last epoch is kept
+    assert "views_cache_s" in result.metrics["timings"]
+    spec = json.loads((result.run_dir / "spec.json").read_text())
+    assert spec["training"]["fine_tune_views"] == 3 and spec["training"]["fine_tune_schedule"] == "cosine"
+    assert not (result.run_dir / "checkpoints").exists()  # the cache goes with the checkpoints
+
+
+def test_views_zero_fine_tunes_on_images_and_constant_keeps_the_best(views_data, fake_weights, tmp_path):
+    from edge.train import train
+
+    result = train(views_data, run_dir=tmp_path / "run", weights=str(fake_weights), fine_tune_epochs=3,
+                   fine_tune_views=0, fine_tune_schedule="constant", patience=0, resize_augment=False, **OPTIONS)
+    assert "views_cache_s" not in result.metrics["timings"]
+    accuracy = result.history["fine_tune"]["val_accuracy"]
+    assert result.metrics["best_epoch"]["fine_tune"] == int(np.argmax(accuracy))  # first best val epoch restored
+
+
+def test_interrupted_fine_tune_on_views_resumes_without_recomputing(views_data, fake_weights, tmp_path, monkeypatch):
+    from edge.train import train, views
+    from edge.train.progress import RichProgress
+
+    original_end = RichProgress.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        original_end(self, epoch, logs)
+        if self.description == "fine_tune" and epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RichProgress, "on_epoch_end", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(views_data, run_dir=tmp_path / "run", weights=str(fake_weights), fine_tune_epochs=4, **OPTIONS)
+    state = json.loads((tmp_path / "run" / "checkpoints" / "fine_tune" / "state.json").read_text())
+    assert state["epoch"] == 1
+    monkeypatch.setattr(RichProgress, "on_epoch_end", original_end)
+    computed = []
+    original = views.ViewCache._compute
+    monkeypatch.setattr(views.ViewCache, "_compute", lambda self, view, *a: (computed.append(view),
+                                                                              original(self, view, *a)))
+    result = train(views_data, run_dir=tmp_path / "run", weights=str(fake_weights), fine_tune_epochs=4, resume=True,
+                   **OPTIONS)
+    assert computed == []  # every view was already on disk
+    history = result.history["fine_tune"]
+    assert len(history["loss"]) == 4 and history["loss"][:2] == state["history"]["loss"]
+

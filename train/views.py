@@ -1,0 +1,199 @@
+"""Fine-tuning on cached activations: the frozen part of the backbone runs once per augmented view.
+
+Fine-tuning unfreezes only the top of the backbone (MobileNetV2: from ``block_13_expand``, 14% of
+the forward pass). Run on images, every epoch pays the frozen 86% again for every photo. Here the
+model is cut where the trainable part begins (``split_model``): the frozen part turns each
+training photo into activations once per *view* (view 0 the photo as it is, views 1.. augmented,
+each with its own seed, and each image of an augmented view resized with a filter drawn from
+``edge.data.resize.RESIZERS`` when ``resize_augment`` is on, so the model learns to give the same
+answer whichever way an app resizes), stored on disk as float16 (resumable view by view), and every epoch
+trains only the top on one view (epoch ``e`` uses view ``e mod views``, in a fresh order).
+Stage 1's bottleneck features are the clean view run through the frozen top, so the backbone's
+expensive part sees each photo ``views`` times in the whole run, instead of once per epoch.
+
+The two halves share the model's layers (and weights): training the top trains the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.data.pipeline import image_dataset
+from edge.fileio import atomic_path
+from edge.keras_setup import keras, tf
+
+VIEWS_DIR = "views"
+# A view cache larger than this (all views of the train split, float16) uses fewer views; below one
+# view's worth fine-tuning runs on images (stages.train_images).
+MAX_CACHE_BYTES = 8 * 2**30
+
+
+@dataclass
+class SplitModel:
+    """``bottom``: pixels -> the activations entering the first trainable layer; ``top``: those
+    activations -> class probabilities; ``features``: those activations -> pooled features."""
+
+    bottom: object
+    top: object
+    features: object
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.bottom.output.shape[1:])
+
+    @property
+    def bytes_per_view(self) -> int:
+        return int(np.prod(self.shape)) * 2  # float16
+
+
+def split_model(model, start_layer: str, features_layer: str) -> SplitModel | None:
+    """Cut ``model`` before ``start_layer`` (and everything after it in the layer order).
+
+    None when the part from ``start_layer`` on reads more than one tensor of the frozen part (a skip
+    connection across the cut): then there is no single activation to cache.
+    """
+    names = [layer.name for layer in model.layers]
+    if start_layer not in names:
+        return None
+    start = names.index(start_layer)
+    made_by = {}
+    for i, layer in enumerate(model.layers):
+        for tensor in tf.nest.flatten(layer.get_output_at(0)):
+            made_by[id(tensor)] = i
+    crossing = []
+    for layer in model.layers[start:]:
+        for tensor in tf.nest.flatten(layer.get_input_at(0)):
+            if made_by.get(id(tensor), start) < start and all(tensor is not t for t in crossing):
+                crossing.append(tensor)
+    if len(crossing) != 1:
+        return None
+    cut = crossing[0]
+    return SplitModel(bottom=keras.Model(model.input, cut, name="frozen_part"),
+                      top=keras.Model(cut, model.output, name="trainable_top"),
+                      features=keras.Model(cut, model.get_layer(features_layer).output, name="frozen_top"))
+
+
+def plan(model, config, start_layer: str, features_layer: str, train_count: int) -> tuple[SplitModel, int] | None:
+    """``(cut model, views)`` when fine-tuning can run on cached views, else None (fine-tune on images):
+    ``fine_tune_views`` is 0, the cut crosses a skip connection, or not one view fits the budget.
+    Without augmentation every view would be the same photo: one view."""
+    if not config.fine_tune_epochs or not config.fine_tune_views:
+        return None
+    cut = split_model(model, start_layer, features_layer)
+    if cut is None:
+        return None
+    views = views_that_fit(config.fine_tune_views if config.augment else 1, train_count, cut.bytes_per_view)
+    return (cut, views) if views else None
+
+
+def views_that_fit(requested: int, count: int, bytes_per_view: int, budget: int = MAX_CACHE_BYTES) -> int:
+    """How many of ``requested`` views of ``count`` images fit the cache budget (0: not even one)."""
+    return max(0, min(requested, budget // max(1, count * bytes_per_view)))
+
+
+class ViewCache:
+    """The frozen part's activations of one split, one ``.npy`` (float16) per view, in ``directory``.
+
+    A view is written aside and renamed when complete, so an interrupted run keeps the finished
+    views and computes only the rest. A cache of another split (other images) is replaced.
+    """
+
+    def __init__(self, directory: Path, split: SplitModel, samples, size, batch_size: int, seed: int, name: str,
+                 resize_variants: tuple[str, ...] = ()):
+        self.directory = Path(directory)
+        self.resize_variants = resize_variants  # augmented views draw each image's resize filter from these
+        self.split = split
+        self.samples = samples
+        self.size = size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.name = name
+        self.labels = np.array([s.label for s in samples], np.int64)
+
+    def path(self, view: int) -> Path:
+        return self.directory / f"{self.name}-view{view}.npy"
+
+    def _drop_if_stale(self) -> None:
+        """Views on disk belong to this split only if its labels file matches; otherwise start over."""
+        key = self.directory / f"{self.name}-labels.npy"
+        if key.is_file() and np.array_equal(np.load(key), self.labels):
+            return
+        for old in self.directory.glob(f"{self.name}-view*.npy"):
+            old.unlink()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(key) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, self.labels)
+
+    def ensure(self, views: int, progress=None) -> list[Path]:
+        """Compute the views not on disk yet; return the paths of views ``0..views-1``."""
+        self._drop_if_stale()
+        missing = [v for v in range(views) if not self.path(v).is_file()]
+        task = None
+        if missing and progress is not None:
+            what = f"Caching {self.name} activations" + (f" ({views} views)" if views > 1 else "")
+            task = progress.add_task(what, total=len(missing) * len(self.samples), info="")
+        for view in missing:
+            self._compute(view, progress, task)
+        return [self.path(v) for v in range(views)]
+
+    def _compute(self, view: int, progress, task) -> None:
+        # View 0 is the image as the model will see it; view v > 0 is augmented with its own seed.
+        ds = image_dataset(self.samples, self.size, self.batch_size, augment=view > 0,
+                           seed=self.seed + 1000 * view, cache=False,
+                           resize_variants=self.resize_variants if view > 0 else ())
+        out = np.empty((len(self.samples), *self.split.shape), np.float16)
+        start = 0
+        for images, _ in ds:
+            acts = self.split.bottom(images, training=False).numpy()
+            out[start:start + len(acts)] = acts
+            start += len(acts)
+            if task is not None:
+                progress.advance(task, len(acts))
+        with atomic_path(self.path(view)) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, out)
+
+    def load(self, view: int, mmap: bool = True) -> np.ndarray:
+        return np.load(self.path(view), mmap_mode="r" if mmap else None)
+
+
+def pooled_features(split: SplitModel, activations: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Stage 1's bottleneck features: cached activations through the frozen top, pooled."""
+    chunks = [split.features(tf.cast(activations[i:i + batch_size], tf.float32), training=False).numpy()
+              for i in range(0, len(activations), batch_size)]
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, split.features.output.shape[-1]),
+                                                                              np.float32)
+
+
+def bottlenecks(cut: SplitModel, caches: dict, progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stage 1's ``(features, labels)`` of train and val from their clean views (computed if missing)."""
+    out = []
+    for part in ("train", "val"):
+        cache = caches[part]
+        cache.ensure(1, progress)
+        out.append((pooled_features(cut, cache.load(0)), cache.labels))
+    return out
+
+
+def view_batches(paths: list[Path], labels: np.ndarray, num_classes: int, batch_size: int, seed: int,
+                 first_epoch: int, epochs: int):
+    """A dataset of ``(activations, one-hot)`` batches for epochs ``first_epoch..epochs-1`` in a row:
+    epoch ``e`` reads view ``e % len(paths)`` in its own shuffled order (a function of seed and e
+    alone, so a resumed run sees what an uninterrupted one would have)."""
+    count = len(labels)
+    shape = np.load(paths[0], mmap_mode="r").shape[1:]
+
+    def batches():
+        for epoch in range(first_epoch, epochs):
+            acts = np.load(paths[epoch % len(paths)], mmap_mode="r")
+            order = np.random.default_rng([seed, epoch]).permutation(count)
+            for i in range(0, count, batch_size):
+                idx = np.sort(order[i:i + batch_size])
+                yield np.asarray(acts[idx]), labels[idx]
+
+    spec = (tf.TensorSpec((None, *shape), tf.float16), tf.TensorSpec((None,), tf.int64))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(2)

@@ -2,11 +2,13 @@
 
 Labels are kept as names, so every model maps them to its own class order (a class the model
 does not know is an error naming it). Images are decoded and resized with
-``edge.data.images.load_image`` once per input size, before anything is timed.
+``edge.data.images.load_image`` once per input size, before anything is timed (and, for the resize
+check, with each of ``edge.data.resize.VARIANTS`` once per input size).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ class EvalSet:
     paths: list[str]
     label_names: list[str]
     source: str
-    _cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[int, int, str | None], np.ndarray] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -33,24 +35,29 @@ class EvalSet:
     def classes(self) -> list[str]:
         return sorted(set(self.label_names))
 
-    def images(self, size: tuple[int, int]) -> np.ndarray:
-        """uint8 (N, H, W, 3) at ``size``, decoded once and cached."""
-        size = (int(size[0]), int(size[1]))
-        if size not in self._cache:
-            from edge.console import progress
-            from edge.data.images import ImageReadError, load_image
+    def images(self, size: tuple[int, int], variant: str | None = None) -> np.ndarray:
+        """uint8 (N, H, W, 3) at ``size``, decoded once and cached: resized edge's way (``load_image``), or
+        with ``variant``, one of ``edge.data.resize.VARIANTS``, the way another app resizes."""
+        return self.stacks(size, (variant,))[variant]
 
-            out = np.zeros((len(self.paths), size[0], size[1], 3), np.uint8)
+    def stacks(self, size: tuple[int, int], variants: Sequence[str | None]) -> dict[str | None, np.ndarray]:
+        """``images(size, variant)`` for each of ``variants``; those not cached yet decoded under one progress bar."""
+        size = (int(size[0]), int(size[1]))
+        missing = [v for v in dict.fromkeys(variants) if (*size, v) not in self._cache]
+        if missing:
+            from edge.console import progress
+
+            how = f" ({len(missing)} ways)" if len(missing) > 1 else f" ({missing[0]} resize)" if missing[0] else ""
+            out = {v: np.zeros((len(self.paths), size[0], size[1], 3), np.uint8) for v in missing}
             with progress(transient=True) as bar:
-                task = bar.add_task(f"Decoding {len(self.paths)} images at {size[0]}x{size[1]}", total=len(self.paths), info="")
+                task = bar.add_task(f"Decoding {len(self.paths)} images at {size[0]}x{size[1]}{how}",
+                                    total=len(self.paths) * len(missing), info="")
                 for i, path in enumerate(self.paths):
-                    try:
-                        out[i] = load_image(path, size)
-                    except (ImageReadError, OSError) as exc:
-                        raise EdgeError(f"Could not read the image {path} ({exc}).") from exc
-                    bar.advance(task)
-            self._cache[size] = out
-        return self._cache[size]
+                    for variant, stack in out.items():
+                        stack[i] = _load(path, size, variant)
+                        bar.advance(task)
+            self._cache.update({(*size, v): stack for v, stack in out.items()})
+        return {v: self._cache[(*size, v)] for v in variants}
 
     def labels_for(self, spec: ModelSpec, model: str) -> np.ndarray:
         """Class indices in ``spec``'s label order; unknown label names are an error."""
@@ -61,6 +68,18 @@ class EvalSet:
             raise EdgeError(f"The data ({self.source}) has classes {model} does not know: {shown} "
                             f"(its labels: {', '.join(spec.labels[:8])}{' ...' if len(spec.labels) > 8 else ''}).")
         return np.array([index[name] for name in self.label_names], int)
+
+
+def _load(path: str, size: tuple[int, int], variant: str | None) -> np.ndarray:
+    """One image at ``size``: ``load_image`` with edge's resize (``variant`` None) or ``variant``'s;
+    unreadable is an EdgeError."""
+    from edge.data.images import ImageReadError, load_image
+    from edge.data.resize import REFERENCE
+
+    try:
+        return load_image(path, size, variant or REFERENCE)
+    except (ImageReadError, OSError) as exc:
+        raise EdgeError(f"Could not read the image {path} ({exc}).") from exc
 
 
 def from_folder(data: str | Path) -> EvalSet:

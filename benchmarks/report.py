@@ -3,6 +3,8 @@
 The chart plots accuracy against p50 latency, one marker per artifact and thread count, one colour
 per format, marker area proportional to file size, the Pareto front labelled. Models without a
 latency here (Core ML off macOS) are listed in the table as "n/a" and noted under the chart.
+The ``resize agr`` column is each model's worst top-1 agreement with itself when the images are
+resized the way other apps do (``edge.data.resize``); a second table has one column per resize.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from importlib import metadata as pkg_metadata
 from pathlib import Path
 
 from edge import formats as registry
+from edge.data.resize import REFERENCE, VARIANTS
 from edge.errors import EdgeError
 from edge.fileio import atomic_path, atomic_write_text
 from edge.formats import Format
-from edge.tables import Field, abbreviate, fit, wrapped
+from edge.tables import Field, abbreviate, fit, short_name, wrapped
 
 JSON_FILE = "bench.json"
 MARKDOWN_FILE = "bench.md"
@@ -67,8 +70,9 @@ def short_runtime(runtime: str) -> str:
     return re.sub(r"\s*\(\s*\)", "", text).strip()
 
 
-COLUMNS = ("model", "runtime", "threads", "top-1", "top-5", "agree", "drop pts", "p50 ms", "p90 ms", "p99 ms",
-           "mean ms", "std ms", "min ms", "img/s", "x floor", "size", "load s", "peak MB")
+RESIZE_COLUMN = "resize agr"  # the worst of a model's resize_agreement
+COLUMNS = ("model", "runtime", "threads", "top-1", "top-5", "agree", "drop pts", RESIZE_COLUMN, "p50 ms", "p90 ms",
+           "p99 ms", "mean ms", "std ms", "min ms", "img/s", "x floor", "size", "load s", "peak MB")
 # The terminal table: every column when the terminal is wide enough, else the ones not optional
 # (the Markdown and JSON always have everything), else one block per model (edge.tables.fit).
 FIELDS = tuple(
@@ -82,7 +86,7 @@ NOT_AVAILABLE = "n/a"
 def row_cells(row) -> dict[str, str]:
     return dict(zip(COLUMNS, [
         row.name, short_runtime(row.runtime), "-" if row.threads is None else str(row.threads), _pct(row.accuracy),
-        _pct(row.top5), _pct(row.agreement), _drop(row),
+        _pct(row.top5), _pct(row.agreement), _drop(row), _pct(min(row.resize_agreement.values(), default=None)),
         _latency(row, "p50_ms"), _latency(row, "p90_ms"), _latency(row, "p99_ms"), _latency(row, "mean_ms"),
         _latency(row, "std_ms"), _latency(row, "min_ms"),
         "-" if row.throughput_ips is None else f"{row.throughput_ips:.0f}",
@@ -128,11 +132,45 @@ def table(result, width: int = 200):
                styles=["red" if r.passed is False else None for r in result.rows])
 
 
+def resize_entries(result) -> list[tuple[str, dict[str, float], dict[str, float], float | None]]:
+    """One entry per model measured under the resize variants: (name, agreement per variant, accuracy per
+    variant, its accuracy with edge's own resize). The reference first when it is not a benched row; one
+    entry per model and runtime (a thread sweep repeats the same numbers)."""
+    entries = []
+    if result.reference_resize_agreement:
+        own = next((r.reference_accuracy for r in result.rows if r.reference_accuracy is not None), None)
+        entries.append((f"{Path(result.reference).name} (reference)", result.reference_resize_agreement,
+                        result.reference_resize_accuracy, own))
+    measured: dict[tuple[str, str], object] = {}
+    for row in result.rows:
+        if row.resize_agreement:
+            measured.setdefault((row.path, short_runtime(row.runtime)), row)
+    names = [row.name for row in measured.values()]
+    for (_, runtime), row in measured.items():
+        name = row.name if names.count(row.name) == 1 else f"{row.name} ({short_name(runtime)})"
+        entries.append((name, row.resize_agreement, row.resize_accuracy, row.accuracy))
+    return entries
+
+
+def resize_table(result, width: int = 200):
+    """Each model's top-1 agreement with itself under every other resize, as a table that fits ``width``
+    (None when no model was measured: ``resize_variants=False``)."""
+    entries = resize_entries(result)
+    if not entries:
+        return None
+    rows = [{"model": name, **{v: _pct(agreement.get(v)) for v in VARIANTS}} for name, agreement, _, _ in entries]
+    fields = [Field("model", "left"), *(Field(v) for v in VARIANTS)]
+    return fit(rows, fields, width, title=f"same top-1 as with {REFERENCE}, per resize ({RESIZE_COLUMN} = the lowest)")
+
+
 def print_summary(result, console) -> None:
     console.print(table(result, console.width))
     _, footnotes = terminal_rows(result)
     for head, items in footnotes:  # wrapped between items only: no runtime name split across lines
         console.print(wrapped(f"[dim]{head}[/]", [f"[dim]{item}[/]" for item in items], console.width, "; "))
+    resized = resize_table(result, console.width)
+    if resized is not None:
+        console.print(resized)
     if result.reference:
         console.print(f"[dim]reference: {result.reference} ({result.reference_runtime}); batch {result.options['batch']}; "
                       "top-5 shown only for more than 5 classes; peak MB = growth of peak resident memory while "
@@ -158,7 +196,27 @@ def markdown(result) -> str:
     notes.append("Only the runtime call is timed (decode, resize and input quantization happen before the loop); "
                  "peak MB is the growth of the process's peak resident memory while loading and running the model.")
     notes += [f"Warning: {w}" for w in result.warnings]
-    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    text = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return text + resize_markdown(result)
+
+
+def resize_markdown(result) -> str:
+    """The per-resize numbers behind ``resize agr``: agreement and accuracy tables ("" when not measured)."""
+    entries = resize_entries(result)
+    if not entries:
+        return ""
+
+    def md_table(columns, cells) -> list[str]:
+        return ["| model | " + " | ".join(columns) + " |", "|---|" + "|".join("---" for _ in columns) + "|",
+                *(f"| {name.replace('|', '/')} | " + " | ".join(row) + " |" for name, row in cells)]
+
+    agreement = md_table(VARIANTS, [(name, [_pct(agr.get(v)) for v in VARIANTS]) for name, agr, _, _ in entries])
+    accuracy = md_table((REFERENCE, *VARIANTS),
+                        [(name, [_pct(own), *(_pct(acc.get(v)) for v in VARIANTS)]) for name, _, acc, own in entries])
+    return "\n".join([
+        "", f"Top-1 agreement of each model with itself when the images are resized the way other apps do instead "
+        f"of edge's {REFERENCE} ({RESIZE_COLUMN} = the lowest):", "",
+        *agreement, "", "Top-1 accuracy with each resize:", "", *accuracy, ""])
 
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf")

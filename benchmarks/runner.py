@@ -3,8 +3,9 @@
 For every model (files or export directories) and every thread count: load it through its
 format's runtime, run it on the labelled images (accuracy, top-5, per-class precision/recall,
 confusion matrix; agreement and drop against the reference through ``edge.verify``, the same
-code export's gate uses), then time the engine alone (``edge.bench.latency``). Core ML off macOS
-runs through the MIL reference executor: accuracy yes, latency "n/a on this OS".
+code export's gate uses; once per model, its agreement with itself when the images are resized
+the way other apps do, ``edge.data.resize``), then time the engine alone (``edge.bench.latency``).
+Core ML off macOS runs through the MIL reference executor: accuracy yes, latency "n/a on this OS".
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from edge import verify as verification
 from edge.bench import data as datasets
 from edge.bench import latency, traps
 from edge.bench import models as model_refs
+from edge.data.resize import VARIANTS
 from edge.errors import EdgeError, one_line
 from edge.fileio import path_size
 from edge.rundir import MODEL_FILE
@@ -53,6 +55,10 @@ class Row:
     max_prob_diff: float | None = None
     reference_accuracy: float | None = None
     passed: bool | None = None  # drop_pts <= max_drop (None when there is no reference)
+    # variant -> top-1 agreement with the model's own answers / top-1 accuracy, the images resized another
+    # app's way instead of edge's (edge.data.resize; empty with resize_variants=False)
+    resize_agreement: dict[str, float] = field(default_factory=dict)
+    resize_accuracy: dict[str, float] = field(default_factory=dict)
     mean_ms: float | None = None
     std_ms: float | None = None
     min_ms: float | None = None
@@ -88,6 +94,9 @@ class BenchResult:
     machine: dict[str, Any]
     options: dict[str, Any]
     matmul: dict[str, Any] = field(default_factory=dict)  # threads -> microbenchmark result
+    # the reference's Row.resize_agreement / resize_accuracy when it is not one of the benched rows
+    reference_resize_agreement: dict[str, float] = field(default_factory=dict)
+    reference_resize_accuracy: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)  # what bench() wrote: json, markdown, chart
 
@@ -158,6 +167,8 @@ class BenchSettings:
     # "native": each format's own runtime here; "web": the in-browser runtime (onnxruntime-web in headless
     # Chromium, edge.runtimes.web) for the formats it runs. A comma list gives rows for each.
     runtime: str | Sequence[str] = NATIVE
+    # each model's top-1 agreement with itself when the images are resized as other apps do (edge.data.resize)
+    resize_variants: bool = True
     thread_counts: list[int] = field(default_factory=list, init=False)
     runtime_kinds: list[str] = field(default_factory=list, init=False)
 
@@ -166,6 +177,8 @@ class BenchSettings:
             raise EdgeError("--batch and --runs must be at least 1, --warmup at least 0 and --time-budget above 0.")
         if self.max_drop is not None and not self.max_drop >= 0:
             raise EdgeError(f"--max-drop must be a number of points of at least 0, not {self.max_drop}.")
+        if not isinstance(self.resize_variants, bool):
+            raise EdgeError(f"resize_variants must be True or False, not {self.resize_variants!r}.")
         self.thread_counts = parse_threads(self.threads)
         self.runtime_kinds = parse_runtimes(self.runtime)
 
@@ -175,7 +188,8 @@ class BenchSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return {"threads": self.thread_counts, "batch": self.batch, "warmup": self.warmup, "runs": self.runs,
-                "time_budget_s": self.time_budget, "runtime": self.runtime_kinds}
+                "time_budget_s": self.time_budget, "runtime": self.runtime_kinds,
+                "resize_variants": self.resize_variants}
 
 
 @dataclass
@@ -203,8 +217,8 @@ def bench(
     """Accuracy, agreement with the reference and CPU latency of every model, side by side.
 
     ``options`` are the fields of ``BenchSettings`` (threads, batch, warmup, runs, time_budget,
-    max_drop, measure_latency, floor, labels, mean, std); ``quiet`` prints nothing. Unless
-    ``write=False``, ``bench.json``, ``bench.md`` and ``bench.png`` are written to ``out``
+    max_drop, measure_latency, floor, labels, mean, std, runtime, resize_variants); ``quiet`` prints
+    nothing. Unless ``write=False``, ``bench.json``, ``bench.md`` and ``bench.png`` are written to ``out``
     (default: ``bench/`` beside the first model) and ``json_file``, as ``edge bench`` does. ``models=None``:
     the newest export folder under ``./runs`` (said on screen unless ``quiet``).
     """
@@ -247,6 +261,10 @@ def bench(
         with status(f"Running the reference {reference_ref.name} on {len(evalset)} images..."):
             ref.predictor = model_refs.load(reference_ref, settings.thread_counts[0], settings.foreign)
             ref.probs = _run_checked(ref.predictor, evalset.images(ref.predictor.spec.input_size), reference_ref)
+    reference_resize: dict[str, dict[str, float]] = {}
+    if settings.resize_variants and ref.predictor is not None and not _benched(reference_ref, refs, settings):
+        with status(f"Running the reference {reference_ref.name} on {len(evalset)} images resized other ways..."):
+            reference_resize = _reference_resize(ref, evalset)
 
     model_flops = _model_flops(ref.predictor, refs) if settings.floor else None
     matmul: dict[str, Any] = {}
@@ -295,6 +313,7 @@ def bench(
         reference=str(reference_ref.path) if reference_ref else "",
         reference_runtime=str(getattr(ref.predictor, "runtime", "")) if ref.predictor else "",
         max_drop=settings.max_drop, warnings=list(dict.fromkeys(warnings)), machine=machine_info(), matmul=matmul,
+        **{f"reference_{key}": value for key, value in reference_resize.items()},
         options=settings.to_dict(), seconds=time.perf_counter() - started,
     )
     if write and rows:
@@ -323,8 +342,9 @@ def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalS
                kind: str = NATIVE) -> tuple[Row, dict[str, Any], Any]:
     """One model at one thread count on one runtime kind: load, accuracy (once per model and kind), latency, memory."""
     known = model_refs.read_metadata(model).get(contract.KEY_SPEC)
+    resize_variants = settings.resize_variants and accuracy_fields is None
     if known:  # decode the images before the memory baseline, so peak memory is the model's own
-        evalset.images(ModelSpec.from_json(known).input_size)
+        evalset.stacks(ModelSpec.from_json(known).input_size, (None, *(VARIANTS if resize_variants else ())))
     memory = latency.PeakMemory()
     memory.start()
     start = time.perf_counter()
@@ -340,7 +360,7 @@ def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalS
               load_s=load_s, size_bytes=path_size(model.path), labels=list(spec.labels))
     images = evalset.images(spec.input_size)
     if accuracy_fields is None:
-        accuracy_fields = _accuracy(model, predictor, images, evalset, ref)
+        accuracy_fields = _accuracy(model, predictor, images, evalset, ref, resize_variants)
     for key, value in accuracy_fields.items():
         setattr(row, key, value)
     if row.drop_pts is not None and settings.max_drop is not None:
@@ -367,7 +387,9 @@ def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalS
 
 
 def _accuracy(model: model_refs.ModelRef, predictor, images: np.ndarray, evalset: datasets.EvalSet,
-              ref: _Reference) -> dict[str, Any]:
+              ref: _Reference, resize_variants: bool = False) -> dict[str, Any]:
+    """The Row fields that do not depend on the thread count: accuracy, agreement with the reference and,
+    with ``resize_variants``, the model's agreement with itself under other apps' resizing."""
     spec = predictor.spec
     labels = evalset.labels_for(spec, model.name)
     probs = _run_checked(predictor, images, model)
@@ -383,7 +405,36 @@ def _accuracy(model: model_refs.ModelRef, predictor, images: np.ndarray, evalset
             result = verification.compare(reference_probs, probs, labels)
             fields_.update(agreement=result.agreement, drop_pts=result.drop_pts,
                            max_prob_diff=result.max_prob_diff, reference_accuracy=result.reference_accuracy)
+    if resize_variants:
+        fields_.update(_resize_fields(model, predictor, probs, labels, evalset))
     return fields_
+
+
+def _resize_fields(model, predictor, probs: np.ndarray, labels: np.ndarray,
+                   evalset: datasets.EvalSet) -> dict[str, dict[str, float]]:
+    """``resize_agreement`` and ``resize_accuracy`` (variant -> 0..1): the model's top-1 on the images resized
+    each other way (``edge.data.resize.VARIANTS``) against its top-1 with edge's own resize (``probs``)."""
+    agreement, accuracy = {}, {}
+    for variant, images in evalset.stacks(predictor.spec.input_size, VARIANTS).items():
+        result = verification.compare(probs, _run_checked(predictor, images, model), labels)
+        agreement[variant], accuracy[variant] = result.agreement, result.accuracy
+    return {"resize_agreement": agreement, "resize_accuracy": accuracy}
+
+
+def _benched(reference: model_refs.ModelRef | None, refs: list[model_refs.ModelRef], settings: BenchSettings) -> bool:
+    """Whether the reference is also one of the native rows (which then carry its resize numbers)."""
+    if reference is None or NATIVE not in settings.runtime_kinds:
+        return False
+    return any(r.path.resolve() == reference.path.resolve() for r in refs)
+
+
+def _reference_resize(ref: _Reference, evalset: datasets.EvalSet) -> dict[str, dict[str, float]]:
+    """The reference's ``_resize_fields`` ({} when the data has classes it does not know: no accuracy to give)."""
+    try:
+        labels = evalset.labels_for(ref.predictor.spec, ref.ref.name)
+    except EdgeError:
+        return {}
+    return _resize_fields(ref.ref, ref.predictor, ref.probs, labels, evalset)
 
 
 def _run_checked(predictor, images: np.ndarray, ref) -> np.ndarray:

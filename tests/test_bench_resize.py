@@ -20,7 +20,7 @@ from PIL import Image
 
 from edge.bench import bench, report, runner
 from edge.data.images import load_image
-from edge.data.resize import REFERENCE, RESIZERS, VARIANTS, load_resized
+from edge.data.resize import REFERENCE, RESIZERS, VARIANTS
 from edge.errors import EdgeError
 
 LABELS = ["red", "green", "blue"]
@@ -73,9 +73,9 @@ def test_agreement_by_hand_and_against_the_predictor(striped):
     usual = _top1(predictor, np.stack([load_image(p, (4, 4)) for p in paths]))
     assert (usual == truth).all()
     for variant in VARIANTS:
-        top1 = _top1(predictor, np.stack([load_resized(p, (4, 4), variant) for p in paths]))
+        top1 = _top1(predictor, np.stack([load_image(p, (4, 4), variant) for p in paths]))
         # and the model by hand: the strongest channel of the resized pixels
-        by_hand = np.stack([load_resized(p, (4, 4), variant).reshape(-1, 3).mean(0) for p in paths]).argmax(1)
+        by_hand = np.stack([load_image(p, (4, 4), variant).reshape(-1, 3).mean(0) for p in paths]).argmax(1)
         assert (top1 == by_hand).all(), variant
         assert row.resize_agreement[variant] == pytest.approx(np.mean(top1 == usual)), variant
         assert row.resize_accuracy[variant] == pytest.approx(np.mean(top1 == truth)), variant
@@ -91,21 +91,22 @@ def test_a_variant_made_identical_to_the_reference_agrees_fully(striped, monkeyp
 def test_each_stack_decoded_once_per_size_and_each_model_run_once(striped, monkeypatch):
     """Two models of the same input size over a thread sweep: every variant's images decoded once, and
     each model run once per variant (at the first thread count only)."""
-    import edge.data.resize
+    import edge.data.images
 
     model, copy, data = striped
     decoded, runs = [], []
-    real_load, real_run = edge.data.resize.load_resized, runner._run_checked
+    real_load, real_run = edge.data.images.load_image, runner._run_checked
 
     def counting_load(path, size, variant=REFERENCE):
-        decoded.append(variant)
+        if variant != REFERENCE:
+            decoded.append(variant)
         return real_load(path, size, variant)
 
     def counting_run(predictor, images, ref):
         runs.append(ref.path)
         return real_run(predictor, images, ref)
 
-    monkeypatch.setattr(edge.data.resize, "load_resized", counting_load)
+    monkeypatch.setattr(edge.data.images, "load_image", counting_load)
     monkeypatch.setattr(runner, "_run_checked", counting_run)
     result = bench([model, copy], data=data, threads="1,2", measure_latency=False, write=False, quiet=True, **QUICK)
     assert len(result.rows) == 4
@@ -115,13 +116,15 @@ def test_each_stack_decoded_once_per_size_and_each_model_run_once(striped, monke
 
 
 def test_off_skips_the_work_and_leaves_no_variant_data(striped, monkeypatch, tmp_path):
-    import edge.data.resize
+    import edge.data.images
 
     model, _, data = striped
     runs = []
     real_run = runner._run_checked
     monkeypatch.setattr(runner, "_run_checked", lambda p, images, ref: runs.append(ref) or real_run(p, images, ref))
-    monkeypatch.setattr(edge.data.resize, "load_resized", lambda *a, **k: pytest.fail("decoded a resize variant"))
+    real_load = edge.data.images.load_image
+    monkeypatch.setattr(edge.data.images, "load_image", lambda path, size, variant=REFERENCE: real_load(path, size, variant)
+                        if variant == REFERENCE else pytest.fail("decoded a resize variant"))
     result = bench([model], data=data, resize_variants=False, measure_latency=False, out=tmp_path, quiet=True, **QUICK)
     assert len(runs) == 1
     (row,) = result.rows
@@ -172,7 +175,7 @@ def test_models_of_other_input_sizes_and_the_keras_reference(striped, make_colou
     predictor = load(ModelRef(keras, "keras"), 1)
     paths = _paths(data)
     usual = _top1(predictor, np.stack([load_image(p, (8, 8)) for p in paths]))
-    expected = {v: np.mean(_top1(predictor, np.stack([load_resized(p, (8, 8), v) for p in paths])) == usual)
+    expected = {v: np.mean(_top1(predictor, np.stack([load_image(p, (8, 8), v) for p in paths])) == usual)
                 for v in VARIANTS}
     assert apart.reference_resize_agreement == pytest.approx(expected)
     assert together.rows[0].name == "model.keras" and together.rows[0].resize_agreement == pytest.approx(expected)

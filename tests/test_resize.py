@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from edge.data.images import load_image
-from edge.data.resize import REFERENCE, RESIZERS, VARIANTS, load_resized, resize
+from edge.data.resize import REFERENCE, RESIZERS, VARIANTS, resize
 
 
 @pytest.fixture()
@@ -24,7 +24,7 @@ def photo(tmp_path):
 
 
 def test_reference_is_load_image(photo):
-    np.testing.assert_array_equal(load_resized(photo, (96, 128)), load_image(photo, (96, 128)))
+    np.testing.assert_array_equal(load_image(photo, (96, 128)), load_image(photo, (96, 128)))
     assert REFERENCE not in VARIANTS and set(VARIANTS) | {REFERENCE} == set(RESIZERS)
 
 
@@ -39,14 +39,14 @@ def test_bilinear_without_antialias_is_tf_image_resize(photo):
 
 
 def test_variants_differ_from_the_reference_on_fine_detail(photo):
-    ref = load_resized(photo, (64, 64)).astype(np.float32)
+    ref = load_image(photo, (64, 64)).astype(np.float32)
     for variant in VARIANTS:
-        out = load_resized(photo, (64, 64), variant)
+        out = load_image(photo, (64, 64), variant)
         assert out.shape == (64, 64, 3) and out.dtype == np.uint8
         assert np.abs(out.astype(np.float32) - ref).mean() > 0.5, variant
     # without antialiasing, 2-pixel stripes shrunk by 7 alias into strong contrast; a box filter averages them
-    stripes = load_resized(photo, (64, 64), "bilinear-no-antialias")[..., 0].astype(np.float32)
-    area = load_resized(photo, (64, 64), "area")[..., 0].astype(np.float32)
+    stripes = load_image(photo, (64, 64), "bilinear-no-antialias")[..., 0].astype(np.float32)
+    area = load_image(photo, (64, 64), "area")[..., 0].astype(np.float32)
     assert stripes.std() > 3 * area.std()
 
 
@@ -54,7 +54,7 @@ def test_same_size_is_untouched(tmp_path):
     pixels = np.random.default_rng(1).integers(0, 255, (32, 40, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "x.png")
     for variant in RESIZERS:
-        np.testing.assert_array_equal(load_resized(tmp_path / "x.png", (32, 40), variant), pixels)
+        np.testing.assert_array_equal(load_image(tmp_path / "x.png", (32, 40), variant), pixels)
 
 
 def test_training_pipeline_draws_a_filter_per_image_reproducibly(tmp_path):
@@ -72,10 +72,10 @@ def test_training_pipeline_draws_a_filter_per_image_reproducibly(tmp_path):
         return np.concatenate([x.numpy() for x, _ in image_dataset(samples, (32, 32), 5, cache=False, **kwargs)])
 
     only_nearest = stack(resize_variants=("nearest",))
-    np.testing.assert_array_equal(only_nearest, np.stack([load_resized(s.path, (32, 32), "nearest") for s in samples]))
+    np.testing.assert_array_equal(only_nearest, np.stack([load_image(s.path, (32, 32), "nearest") for s in samples]))
     mixed = stack(resize_variants=tuple(RESIZERS), seed=7)
     np.testing.assert_array_equal(mixed, stack(resize_variants=tuple(RESIZERS), seed=7))  # a pass is reproducible
-    per_image = {v: np.stack([load_resized(s.path, (32, 32), v) for s in samples]) for v in RESIZERS}
+    per_image = {v: np.stack([load_image(s.path, (32, 32), v) for s in samples]) for v in RESIZERS}
     drawn = [next(v for v in RESIZERS if np.array_equal(mixed[i], per_image[v][i])) for i in range(len(samples))]
     assert len(set(drawn)) >= 3  # several filters over 12 images
     assert not np.array_equal(mixed, stack(resize_variants=tuple(RESIZERS), seed=8))  # another seed, other draws

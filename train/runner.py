@@ -158,7 +158,7 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
 
     from edge.keras_setup import keras
     from edge.train.model import build_model
-    from edge.train.stages import fine_tune_on_views, train_head, train_images
+    from edge.train.stages import train_images
     from edge.train.strategy import choose_placement
 
     keras.utils.set_random_seed(config.seed)
@@ -173,41 +173,8 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
     log_dir = run / LOG_DIR
     with say.progress() as bar:
         if pretrained:
-            from edge.train import views
-            from edge.train.model import FEATURES_LAYER, set_trainable
-
-            set_trainable(model, config.backbone, "head")
-            cut = views.plan(model, config, config.fine_tune_from or get_backbone(config.backbone).fine_tune_from,
-                             FEATURES_LAYER, len(splits["train"]))
-            caches = bottlenecks = None
-            if cut is not None:
-                cut, view_count = cut
-                from edge.data.resize import RESIZERS
-
-                variants = tuple(RESIZERS) if config.resize_augment else ()
-                caches = {part: views.ViewCache(ckpt_dir / views.VIEWS_DIR, cut, splits[part], image_size,
-                                                config.batch_size, config.seed, part, variants)
-                          for part in ("train", "val")}
-                bottlenecks = views.bottlenecks(cut, caches, bar)
-            result, cache_seconds = train_head(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy,
-                                               bottlenecks)
-            timings["bottleneck_cache_s"] = round(cache_seconds, 2)
-            stages.append(result)
-            if config.fine_tune_epochs > 0:  # without fine-tuning the final evaluation covers stage 1
-                stage_metrics["head"] = _quick_eval(model, splits, image_size, config.batch_size)
-                if caches is not None:
-                    start = time.perf_counter()
-                    paths = caches["train"].ensure(view_count, bar)
-                    timings["views_cache_s"] = round(time.perf_counter() - start, 2)
-                    if view_count < config.fine_tune_views and config.augment:
-                        say(f"[yellow]note:[/] {view_count} cached view(s) of the training images instead of "
-                            f"{config.fine_tune_views}: more would not fit the cache's "
-                            f"{views.MAX_CACHE_BYTES / 2**30:.0f} GiB.")
-                    stages.append(fine_tune_on_views(model, cut, caches, paths, config, ckpt_dir, log_dir, bar,
-                                                     strategy))
-                else:
-                    stages.append(train_images("fine_tune", model, splits, image_size, config, ckpt_dir, log_dir,
-                                               bar, strategy, config.fine_tune_epochs, config.fine_tune_learning_rate))
+            stages += _pretrained_stages(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy, say,
+                                         timings, stage_metrics)
         else:
             stages.append(train_images("scratch", model, splits, image_size, config, ckpt_dir, log_dir, bar,
                                        strategy, config.epochs, config.learning_rate))
@@ -241,6 +208,44 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
     workspace.commit()
     return TrainResult(workspace.final, spec, metrics, {s.name: s.history for s in stages},
                        time.perf_counter() - started, resumed)
+
+
+def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir: Path, log_dir: Path, bar, strategy,
+                       say, timings: dict, stage_metrics: dict) -> list:
+    """Stage 1 (head on cached bottlenecks) and stage 2 (fine-tuning): on cached views of the frozen
+    layers' activations (edge.train.views) when the cut allows, else on images."""
+    from edge.data.resize import RESIZERS
+    from edge.train import views
+    from edge.train.model import FEATURES_LAYER, set_trainable
+    from edge.train.stages import fine_tune_on_views, train_head, train_images
+
+    set_trainable(model, config.backbone, "head")
+    start_layer = config.fine_tune_from or get_backbone(config.backbone).fine_tune_from
+    planned = views.plan(model, config, start_layer, FEATURES_LAYER, len(splits["train"]))
+    caches = bottlenecks = None
+    start = time.perf_counter()
+    if planned is not None:
+        cut, view_count = planned
+        variants = tuple(RESIZERS) if config.resize_augment else ()
+        caches = {part: views.ViewCache(ckpt_dir / views.VIEWS_DIR, cut, splits[part], image_size, config.batch_size,
+                                        config.seed, part, variants) for part in ("train", "val")}
+        bottlenecks = views.bottlenecks(cut, caches, bar)
+    views_seconds = time.perf_counter() - start
+    head, cache_seconds = train_head(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy, bottlenecks)
+    timings["bottleneck_cache_s"] = round(views_seconds if caches is not None else cache_seconds, 2)
+    if config.fine_tune_epochs == 0:  # without fine-tuning the final evaluation covers stage 1
+        return [head]
+    stage_metrics["head"] = _quick_eval(model, splits, image_size, config.batch_size)
+    if caches is None:
+        return [head, train_images("fine_tune", model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy,
+                                   config.fine_tune_epochs, config.fine_tune_learning_rate)]
+    start = time.perf_counter()
+    paths = caches["train"].ensure(view_count, bar)
+    timings["views_cache_s"] = round(time.perf_counter() - start, 2)
+    if view_count < config.fine_tune_views and config.augment:
+        say(f"[yellow]note:[/] {view_count} cached view(s) of the training images instead of {config.fine_tune_views}: "
+            f"more would not fit the cache's {views.MAX_CACHE_BYTES / 2**30:.0f} GiB.")
+    return [head, fine_tune_on_views(model, cut, caches, paths, config, ckpt_dir, log_dir, bar, strategy)]
 
 
 def _predict(model, samples, size, batch_size):

@@ -122,6 +122,7 @@ NOTES = {  # what the recipe names in the results mean
                        "with today's stage 1: default_new_stage1 rerun beside views3_cosine",
     "views3_constant": "views3_cosine with the constant rate and early stopping: what the cached views alone change",
     "images_cosine": "images every epoch with warm-up + cosine: what the schedule alone changes",
+    "views3_cosine_resize_ls0": "views3_cosine_resize without label smoothing (a lever for int8 agreement)",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -162,12 +163,13 @@ def resize_agreement(run_dir: Path, int8_path: str, test) -> dict:
     """Top-1 agreement of the float model and of the int8 file with themselves when the fold's test
     photos are resized the way consumers do (edge.data.resize.VARIANTS) instead of edge's way."""
     from edge import formats
-    from edge.data.resize import REFERENCE, RESIZERS, load_resized
+    from edge.data.images import load_image
+    from edge.data.resize import REFERENCE, RESIZERS
     from edge.rundir import MODEL_FILE
 
     models = {"float": formats.load(run_dir / MODEL_FILE), "int8": formats.load(int8_path)}
     size = tuple(models["float"].spec.input_size)
-    stacks = {v: np.stack([load_resized(s.path, size, v) for s in test]) for v in RESIZERS}
+    stacks = {v: np.stack([load_image(s.path, size, v) for s in test]) for v in RESIZERS}
     out = {}
     for name, predictor in models.items():
         top1 = {v: predictor(images).argmax(1) for v, images in stacks.items()}

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
 from pillow_heif import register_heif_opener
 
+from edge.data.resize import REFERENCE, resize
 from edge.errors import one_line
 
 register_heif_opener()  # Image.open reads .heic/.heif from here on (every reader goes through this module)
@@ -125,12 +126,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """Return ``path`` as uint8 RGB of shape ``(height, width, 3)``, resized for the model."""
-    from edge.data.resize import resize
-
+def load_image(path: str | Path, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:
+    """Return ``path`` as uint8 RGB of shape ``(height, width, 3)``, resized for the model (with edge's
+    own filter, or with another consumer's: ``variant``, a name in ``edge.data.resize.RESIZERS``)."""
     height, width = size
-    return resize(open_rgb(path, (width, height)), size)
+    return resize(open_rgb(path, (width, height)), size, variant)
 
 
 def load_images(paths, size: tuple[int, int]) -> np.ndarray:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.data.images import load_image
-from edge.data.resize import load_resized
 from edge.rundir import Sample
 
 
@@ -47,7 +46,7 @@ def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int,
         if not variants:
             return load_image(path.decode("utf-8"), (height, width))
         variant = variants[np.random.default_rng([seed, int(index)]).integers(len(variants))]
-        return load_resized(path.decode("utf-8"), (height, width), variant)
+        return load_image(path.decode("utf-8"), (height, width), variant)
 
     def _decode(path, label, index):
         image = tf.numpy_function(_load, [path, index], tf.uint8, stateful=False)

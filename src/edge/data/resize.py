@@ -14,7 +14,8 @@ size, as training did; only the filter differs):
   ``tf.image.resize(antialias=False)`` and OpenCV's ``INTER_LINEAR`` do;
 * ``nearest``: nearest neighbour (the crudest thing an app can do).
 
-Training can draw a variant per image for its augmented views (``TrainConfig.resize_augment``),
+``edge.data.images.load_image(path, size, variant)`` decodes a photo as edge does and resizes it
+with a variant. Training can draw a variant per image for its augmented views (``TrainConfig.resize_augment``),
 and ``edge bench --resize-variants`` reports each model's top-1 agreement with itself under every
 variant.
 """
@@ -22,7 +23,6 @@ variant.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -74,12 +74,3 @@ VARIANTS = tuple(name for name in RESIZERS if name != REFERENCE)  # what consume
 def resize(img: Image.Image, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:
     """``img`` (RGB) stretched to ``size`` = (height, width) with ``variant``'s filter, as uint8."""
     return RESIZERS[variant](img, size)
-
-
-def load_resized(path: str | Path, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:
-    """``load_image`` with another consumer's resize: the same decode (orientation, colour, big-image
-    rules), then ``variant``'s filter."""
-    from edge.data.images import open_rgb
-
-    height, width = size
-    return resize(open_rgb(path, (width, height)), size, variant)

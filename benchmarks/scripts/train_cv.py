@@ -123,6 +123,7 @@ NOTES = {  # what the recipe names in the results mean
     "views3_constant": "views3_cosine with the constant rate and early stopping: what the cached views alone change",
     "images_cosine": "images every epoch with warm-up + cosine: what the schedule alone changes",
     "views3_cosine_resize_ls0": "views3_cosine_resize without label smoothing (a lever for int8 agreement)",
+    "views5_cosine_resize": "views3_cosine_resize with 5 views (the clean photo + 4 augmented)",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }

@@ -172,7 +172,7 @@ def test_cosine_fine_tune_on_views_runs_every_epoch_and_keeps_the_last(views_dat
     monkeypatch.setattr(views, "image_dataset", lambda *a, **kw: (loads.append((kw["augment"], kw["resize_variants"])),
                                                                   original_dataset(*a, **kw))[1])
     result = train(views_data, run_dir=tmp_path / "run", weights=str(fake_weights), fine_tune_epochs=4, patience=1,
-                   **OPTIONS)
+                   resize_augment=True, **OPTIONS)
     # clean views with edge's resize; augmented ones draw each photo's filter from every consumer's
     assert sorted(loads) == [(False, ()), (False, ()), (True, tuple(RESIZERS)), (True, tuple(RESIZERS))]
     assert sorted(computed) == [("train", 0), ("train", 1), ("train", 2), ("val", 0)]  # each view once, val clean

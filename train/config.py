@@ -50,7 +50,7 @@ class TrainConfig:
     class_weights: str = "auto"  # auto | none | balanced
     patience: int = 5  # early stopping on val accuracy, best weights restored (0 = off; not with a decaying schedule)
     augment: bool = True
-    resize_augment: bool = True  # augmented views resize each photo with a consumer's filter (edge.data.resize)
+    resize_augment: bool = False  # augmented views resize each photo with a consumer's filter (edge.data.resize)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # or "80/10/10"
     seed: int = 42
     csv: str | None = None

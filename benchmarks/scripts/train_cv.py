@@ -113,11 +113,10 @@ NOTES = {  # what the recipe names in the results mean
     "default": "TrainConfig defaults; stage 1 as before (Keras fit over tf.data, per-epoch checkpoints of the whole model)",
     "default_new_stage1": "TrainConfig defaults; stage 1 by fit_head (in memory, no per-epoch checkpoint)",
     "default_new_stage1_seed7": "as default_new_stage1 with seed 7 (same folds and splits): run-to-run noise",
-    "views3_cosine": "fine-tuning on 3 cached views (clean + 2 augmented) through the frozen layers, warm-up + "
-                     "cosine, every epoch run, last epoch kept; edge's own resize in every view (measured before "
-                     "resize_augment existed: the 0.2 defaults without it)",
-    "views3_cosine_resize": "the 0.2 defaults: views3_cosine with resize_augment (each augmented view's photos "
-                            "resized with a filter drawn from edge.data.resize)",
+    "views3_cosine": "the new defaults: fine-tuning on 3 cached views (clean + 2 augmented) through the frozen "
+                     "layers, warm-up + cosine, every epoch run, last epoch kept, edge's own resize in every view",
+    "views3_cosine_resize": "views3_cosine with resize_augment (each augmented view's photos resized with a filter "
+                            "drawn from edge.data.resize)",
     "images_constant": "the 0.1 fine-tune (images every epoch, constant rate, early stopping, best val epoch) "
                        "with today's stage 1: default_new_stage1 rerun beside views3_cosine",
     "views3_constant": "views3_cosine with the constant rate and early stopping: what the cached views alone change",

@@ -221,3 +221,19 @@ def test_interrupted_fine_tune_on_views_resumes_without_recomputing(views_data, 
     history = result.history["fine_tune"]
     assert len(history["loss"]) == 4 and history["loss"][:2] == state["history"]["loss"]
 
+
+
+def test_fine_tune_on_views_under_a_mirrored_strategy(views_data, fake_weights, tmp_path, edge_cli):
+    """The multi-GPU path's logic on two logical CPUs: the generator of cached views feeds both replicas."""
+    run = tmp_path / "run"
+    proc = edge_cli("train", str(views_data), "--run-dir", str(run), "--weights", str(fake_weights), "--alpha", "0.35",
+                    "--image-size", "64", "--epochs", "2", "--fine-tune-epochs", "2", "--batch-size", "8", "--seed", "1",
+                    "--devices", "cpu:2", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    spec = json.loads((run / "spec.json").read_text())
+    assert spec["training"]["placement"] == "MirroredStrategy over 2 logical CPUs"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "views_cache_s" in metrics["timings"] and metrics["best_epoch"]["fine_tune"] == 1
+    history = (run / "history.csv").read_text().splitlines()
+    assert sum(line.startswith("fine_tune,") for line in history) == 2
+    assert all("nan" not in line for line in history)

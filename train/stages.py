@@ -5,7 +5,9 @@ features on disk, and trains the softmax head on the cache in memory (``fit_head
 call per epoch, validation on the cached val features, best weights kept in memory, no per-epoch
 checkpoint; an interrupted stage 1 retrains the head from the caches in seconds): the classic
 retraining trick and the fast path on a CPU. Stage 2 unfreezes the top of the backbone
-(BatchNormalization stays in inference mode) and trains on augmented images at a low learning rate.
+(BatchNormalization stays in inference mode) and trains it at a low learning rate, on cached views
+of the frozen layers' activations (``fine_tune_on_views``, ``edge.train.views``) or, where the model
+cannot be cut there or ``fine_tune_views`` is 0, on freshly augmented images (``train_images``).
 With ``weights=none`` there is nothing pretrained to freeze, so one stage trains the whole network.
 """
 
@@ -238,8 +240,8 @@ def train_head(model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir
                bottlenecks=None):
     """Stage 1: cache bottlenecks of train/val once, train the head on the cache (in memory).
 
-    ``bottlenecks``: ``((x_train, y_train), (x_val, y_val))`` already computed (from the view cache,
-    ``fine_tune_on_views``); otherwise they are computed here and cached on disk.
+    ``bottlenecks``: ``((x_train, y_train), (x_val, y_val))`` already computed (from the clean views,
+    ``edge.train.views.bottlenecks``); otherwise they are computed here and cached on disk.
     Resume: the bottleneck caches are on disk, the head is not checkpointed per epoch (it trains in
     seconds): an interrupted stage 1 simply trains the head again from the caches; a finished one
     left ``head/state.json`` and the head's weights, which a resumed run loads instead.

@@ -110,14 +110,15 @@ def random_resized_crop_augmentation(seed: int):
 
 AUGMENTATIONS = {"rrc": random_resized_crop_augmentation}
 NOTES = {  # what the recipe names in the results mean
-    "default": "the 0.1 TrainConfig defaults (fine-tuning on images, constant rate); stage 1 as before (Keras fit over tf.data, per-epoch checkpoints of the whole model)",
-    "default_new_stage1": "the 0.1 TrainConfig defaults; stage 1 by fit_head (in memory, no per-epoch checkpoint)",
+    "default": "the previous TrainConfig defaults (fine-tuning on images, constant rate); stage 1 as before (Keras fit over tf.data, per-epoch checkpoints of the whole model)",
+    "default_new_stage1": "the previous TrainConfig defaults; stage 1 by fit_head (in memory, no per-epoch checkpoint)",
     "default_new_stage1_seed7": "as default_new_stage1 with seed 7 (same folds and splits): run-to-run noise",
-    "views3_cosine": "the new defaults: fine-tuning on 3 cached views (clean + 2 augmented) through the frozen "
-                     "layers, warm-up + cosine, every epoch run, last epoch kept, edge's own resize in every view",
+    "views3_cosine": "today's fine-tune: 3 cached views (clean + 2 augmented) through the frozen layers, warm-up + "
+                     "cosine, every epoch run, last epoch kept, edge's own resize in every view; label smoothing 0.1",
+    "defaults_now": "today's TrainConfig defaults: views3_cosine without label smoothing",
     "views3_cosine_resize": "views3_cosine with resize_augment (each augmented view's photos resized with a filter "
                             "drawn from edge.data.resize)",
-    "images_constant": "the 0.1 fine-tune (images every epoch, constant rate, early stopping, best val epoch) "
+    "images_constant": "the previous fine-tune (images every epoch, constant rate, early stopping, best val epoch) "
                        "with today's stage 1: default_new_stage1 rerun beside views3_cosine",
     "views3_cosine_resize_ls0": "views3_cosine_resize without label smoothing (a lever for int8 agreement)",
     "views5_cosine_resize": "views3_cosine_resize with 5 views (the clean photo + 4 augmented)",

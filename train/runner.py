@@ -221,7 +221,8 @@ def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir:
 
     set_trainable(model, config.backbone, "head")
     start_layer = config.fine_tune_from or get_backbone(config.backbone).fine_tune_from
-    planned = views.plan(model, config, start_layer, FEATURES_LAYER, len(splits["train"]))
+    with strategy.scope():  # the cut models train under the strategy (the top is fitted, its metrics mirrored)
+        planned = views.plan(model, config, start_layer, FEATURES_LAYER, len(splits["train"]))
     caches = bottlenecks = None
     start = time.perf_counter()
     if planned is not None:

@@ -4,10 +4,10 @@ Fine-tuning unfreezes only the top of the backbone (MobileNetV2: from ``block_13
 the forward pass). Run on images, every epoch pays the frozen 86% again for every photo. Here the
 model is cut where the trainable part begins (``split_model``): the frozen part turns each
 training photo into activations once per *view* (view 0 the photo as it is, views 1.. augmented,
-each with its own seed, and each image of an augmented view resized with a filter drawn from
-``edge.data.resize.RESIZERS`` when ``resize_augment`` is on, so the model learns to give the same
-answer whichever way an app resizes), stored on disk as float16 (resumable view by view), and every epoch
-trains only the top on one view (epoch ``e`` uses view ``e mod views``, in a fresh order).
+each with its own seed; with ``resize_augment`` each photo of an augmented view is also resized
+with a filter drawn from ``edge.data.resize.RESIZERS``), stored on disk as float16 (resumable view
+by view), and every epoch trains only the top on one view (epoch ``e`` uses view ``e mod views``,
+in a fresh order).
 Stage 1's bottleneck features are the clean view run through the frozen top, so the backbone's
 expensive part sees each photo ``views`` times in the whole run, instead of once per epoch.
 

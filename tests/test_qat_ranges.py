@@ -1,4 +1,5 @@
-"""QAT starts from data-calibrated fake-quant ranges (export/remedies/qat.calibrate_ranges)."""
+"""QAT starts from data-calibrated fake-quant ranges (export/remedies/qat.calibrate_ranges) and
+quantizes depthwise kernels per channel (quantize_aware_model)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_activation_ranges_are_the_float_layers_observed_ranges():
+def test_ranges_start_from_data_and_depthwise_kernels_are_per_channel():
     from edge.export.remedies.qat import calibrate_ranges, quantize_aware_model
     from edge.keras_setup import keras
     from edge.train.model import build_model
@@ -19,12 +20,10 @@ def test_activation_ranges_are_the_float_layers_observed_ranges():
             gamma, *rest = layer.get_weights()
             layer.set_weights([gamma * 8.0, *rest])
     images = np.random.default_rng(0).uniform(0, 255, (40, 32, 32, 3)).astype(np.uint8)
-    x = images.astype(np.float32)
-
-    def pooled(net):  # the features the head sees
-        return keras.Model(net.input, net.get_layer(net.layers[-4].name).output)(x).numpy()
-
-    before = pooled(quantize_aware_model(model))
+    depthwise_layer = model.get_layer("block_1_depthwise")  # channel ranges 100x apart, as with folded batch norm
+    kernel, *rest = depthwise_layer.get_weights()
+    kernel[:, :, 1::2, :] *= 0.01
+    depthwise_layer.set_weights([kernel, *rest])
     qat = quantize_aware_model(model)
     count = calibrate_ranges(qat, model, images)
     assert count > 30  # every ReLU, linear bottleneck, add, pooling and the logits
@@ -42,8 +41,17 @@ def test_activation_ranges_are_the_float_layers_observed_ranges():
     kernel = next(v for v in qat.get_layer("quant_Conv1").non_trainable_weights if "kernel_max" in v.name).numpy()
     weights = model.get_layer("Conv1").get_weights()[0]
     np.testing.assert_allclose(kernel, np.abs(weights).reshape(-1, weights.shape[-1]).max(0), rtol=1e-5)  # not 6
+    # depthwise kernels (h, w, channels, 1): one range per channel, not one per tensor (tfmot's own)
+    depthwise = model.get_layer("block_1_depthwise").get_weights()[0]
+    ranges = next(v for v in qat.get_layer("quant_block_1_depthwise").non_trainable_weights
+                  if "depthwise_kernel_max" in v.name).numpy()
+    assert ranges.shape == (depthwise.shape[2],)
+    np.testing.assert_allclose(ranges, np.abs(depthwise).max(axis=(0, 1, 3)), rtol=1e-5)
 
-    exact = keras.Model(model.input, model.get_layer("features").output)(x).numpy()
-    assert qat.layers[-4].layer.name == "features"
-    after = pooled(qat)
-    assert np.abs(after - exact).mean() < 0.85 * np.abs(before - exact).mean()  # closer to the float model (measured 0.72x)
+    wrapper = qat.get_layer("quant_block_1_depthwise")
+    (weight, quantizer, variables), = wrapper._weight_vars
+    fake = quantizer(weight, training=False, weights=variables).numpy()
+    small = np.abs(depthwise[:, :, 1::2, :])
+    # per tensor the small channels' weights would fall below half a quantization step: most would vanish
+    assert np.abs(fake[:, :, 1::2, :] - depthwise[:, :, 1::2, :]).max() <= small.max(axis=(0, 1, 3)).max() / 127 / 2 + 1e-7
+    assert np.count_nonzero(fake[:, :, 1::2, :]) >= 0.9 * np.count_nonzero(depthwise[:, :, 1::2, :])

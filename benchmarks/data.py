@@ -53,9 +53,9 @@ class EvalSet:
                 task = bar.add_task(f"Decoding {len(self.paths)} images at {size[0]}x{size[1]}{how}",
                                     total=len(self.paths) * len(missing), info="")
                 for i, path in enumerate(self.paths):
-                    for variant, stack in out.items():
-                        stack[i] = _load(path, size, variant)
-                        bar.advance(task)
+                    for variant, image in _load(path, size, missing).items():
+                        out[variant][i] = image
+                    bar.advance(task, len(missing))
             self._cache.update({(*size, v): stack for v, stack in out.items()})
         return {v: self._cache[(*size, v)] for v in variants}
 
@@ -70,14 +70,15 @@ class EvalSet:
         return np.array([index[name] for name in self.label_names], int)
 
 
-def _load(path: str, size: tuple[int, int], variant: str | None) -> np.ndarray:
-    """One image at ``size``: ``load_image`` with edge's resize (``variant`` None) or ``variant``'s;
+def _load(path: str, size: tuple[int, int], variants: list[str | None]) -> dict[str | None, np.ndarray]:
+    """One image at ``size``, decoded once, resized each of ``variants``' way (None: edge's own);
     unreadable is an EdgeError."""
-    from edge.data.images import ImageReadError, load_image
+    from edge.data.images import ImageReadError, load_variants
     from edge.data.resize import REFERENCE
 
     try:
-        return load_image(path, size, variant or REFERENCE)
+        images = load_variants(path, size, [v or REFERENCE for v in variants])
+        return {v: images[v or REFERENCE] for v in variants}
     except (ImageReadError, OSError) as exc:
         raise EdgeError(f"Could not read the image {path} ({exc}).") from exc
 

@@ -95,18 +95,18 @@ def test_each_stack_decoded_once_per_size_and_each_model_run_once(striped, monke
 
     model, copy, data = striped
     decoded, runs = [], []
-    real_load, real_run = edge.data.images.load_image, runner._run_checked
+    real_resize, real_run = edge.data.images.resize, runner._run_checked
 
-    def counting_load(path, size, variant=REFERENCE):
+    def counting_resize(img, size, variant=REFERENCE):
         if variant != REFERENCE:
             decoded.append(variant)
-        return real_load(path, size, variant)
+        return real_resize(img, size, variant)
 
     def counting_run(predictor, images, ref):
         runs.append(ref.path)
         return real_run(predictor, images, ref)
 
-    monkeypatch.setattr(edge.data.images, "load_image", counting_load)
+    monkeypatch.setattr(edge.data.images, "resize", counting_resize)
     monkeypatch.setattr(runner, "_run_checked", counting_run)
     result = bench([model, copy], data=data, threads="1,2", measure_latency=False, write=False, quiet=True, **QUICK)
     assert len(result.rows) == 4
@@ -122,8 +122,8 @@ def test_off_skips_the_work_and_leaves_no_variant_data(striped, monkeypatch, tmp
     runs = []
     real_run = runner._run_checked
     monkeypatch.setattr(runner, "_run_checked", lambda p, images, ref: runs.append(ref) or real_run(p, images, ref))
-    real_load = edge.data.images.load_image
-    monkeypatch.setattr(edge.data.images, "load_image", lambda path, size, variant=REFERENCE: real_load(path, size, variant)
+    real_resize = edge.data.images.resize
+    monkeypatch.setattr(edge.data.images, "resize", lambda img, size, variant=REFERENCE: real_resize(img, size, variant)
                         if variant == REFERENCE else pytest.fail("decoded a resize variant"))
     result = bench([model], data=data, resize_variants=False, measure_latency=False, out=tmp_path, quiet=True, **QUICK)
     assert len(runs) == 1

@@ -71,6 +71,7 @@ class StageCheckpoint(keras.callbacks.Callback):
             self.state["wait"] += 1
         self.state["checkpoint"] = self.manager.save(checkpoint_number=epoch)
         self.state["epoch"] = epoch
+        self._in_memory = epoch  # the model holds this epoch's weights
         self._write_state()
         if getattr(self, "_obsolete", None):  # only once the new state no longer points at it
             shutil.rmtree(self._obsolete, ignore_errors=True)
@@ -85,8 +86,8 @@ class StageCheckpoint(keras.callbacks.Callback):
             self.best_ckpt.read(self.state["best_checkpoint"]).expect_partial()
             self.state["kept_epoch"] = self.state["best_epoch"]
         else:
-            if self.state["epoch"] >= 0 and self.state.get("checkpoint"):
-                self.ckpt.restore(self.state["checkpoint"]).expect_partial()  # a resumed finish holds no weights yet
+            if self.state.get("checkpoint") and getattr(self, "_in_memory", None) != self.state["epoch"]:
+                self.ckpt.restore(self.state["checkpoint"]).expect_partial()  # e.g. a finished stage, resumed
             self.state["kept_epoch"] = self.state["epoch"]
         self.state["done"] = True
         self._write_state()

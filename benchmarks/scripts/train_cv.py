@@ -162,13 +162,14 @@ def resize_agreement(run_dir: Path, int8_path: str, test) -> dict:
     """Top-1 agreement of the float model and of the int8 file with themselves when the fold's test
     photos are resized the way consumers do (edge.data.resize.VARIANTS) instead of edge's way."""
     from edge import formats
-    from edge.data.images import load_image
+    from edge.data.images import load_variants
     from edge.data.resize import REFERENCE, RESIZERS
     from edge.rundir import MODEL_FILE
 
     models = {"float": formats.load(run_dir / MODEL_FILE), "int8": formats.load(int8_path)}
     size = tuple(models["float"].spec.input_size)
-    stacks = {v: np.stack([load_image(s.path, size, v) for s in test]) for v in RESIZERS}
+    loaded = [load_variants(s.path, size, RESIZERS) for s in test]  # each photo decoded once
+    stacks = {v: np.stack([images[v] for images in loaded]) for v in RESIZERS}
     out = {}
     for name, predictor in models.items():
         top1 = {v: predictor(images).argmax(1) for v, images in stacks.items()}

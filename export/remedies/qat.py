@@ -109,6 +109,8 @@ def quantize_aware_model(model):
 
 
 RANGE_SUFFIXES = ("output", "post_activation")  # tfmot's activation range variables: <suffix>_min / <suffix>_max
+RANGE_MINS = tuple(f"{suffix}_min" for suffix in RANGE_SUFFIXES)
+RANGE_MAXS = tuple(f"{suffix}_max" for suffix in RANGE_SUFFIXES)
 CALIBRATION_IMAGES = 256
 
 
@@ -130,8 +132,7 @@ def calibrate_ranges(qat_model, model, images: np.ndarray) -> int:
 
     wrappers, layers = [], []
     for wrapper in qat_model.layers:
-        names = {v.name.split("/")[-1].split(":")[0] for v in wrapper.non_trainable_weights}
-        if any(f"{suffix}_min" in names for suffix in RANGE_SUFFIXES):
+        if any(_short_name(v) in RANGE_MINS for v in wrapper.non_trainable_weights):
             wrappers.append(wrapper)
             layers.append(model.get_layer(wrapper.layer.name))
     chosen = images[:CALIBRATION_IMAGES].astype(np.float32)
@@ -146,12 +147,17 @@ def calibrate_ranges(qat_model, model, images: np.ndarray) -> int:
         high = np.maximum(high, [float(tf.reduce_max(o)) for o in outputs])
     for wrapper, lo, hi in zip(wrappers, low, high):
         for var in wrapper.non_trainable_weights:
-            name = var.name.split("/")[-1].split(":")[0]
-            if name in {f"{suffix}_min" for suffix in RANGE_SUFFIXES}:
+            name = _short_name(var)
+            if name in RANGE_MINS:
                 var.assign(tf.fill(var.shape, tf.constant(min(lo, 0.0), var.dtype)))
-            elif name in {f"{suffix}_max" for suffix in RANGE_SUFFIXES}:
+            elif name in RANGE_MAXS:
                 var.assign(tf.fill(var.shape, tf.constant(max(hi, 0.0), var.dtype)))
     return len(wrappers)
+
+
+def _short_name(variable) -> str:
+    """``quant_block_1_add/output_min:0`` -> ``output_min``."""
+    return variable.name.split("/")[-1].split(":")[0]
 
 
 def train_qat(model, images: np.ndarray, labels: np.ndarray, epochs: int = DEFAULT_EPOCHS, seed: int = 0):

@@ -129,8 +129,14 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def load_image(path: str | Path, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:
     """Return ``path`` as uint8 RGB of shape ``(height, width, 3)``, resized for the model (with edge's
     own filter, or with another consumer's: ``variant``, a name in ``edge.data.resize.RESIZERS``)."""
+    return load_variants(path, size, (variant,))[variant]
+
+
+def load_variants(path: str | Path, size: tuple[int, int], variants) -> dict[str, np.ndarray]:
+    """``load_image`` with each of ``variants``, the photo decoded once."""
     height, width = size
-    return resize(open_rgb(path, (width, height)), size, variant)
+    img = open_rgb(path, (width, height))
+    return {variant: resize(img, size, variant) for variant in variants}
 
 
 def load_images(paths, size: tuple[int, int]) -> np.ndarray:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.data.images import load_image
+from edge.data.resize import REFERENCE
 from edge.rundir import Sample
 
 
@@ -43,9 +44,7 @@ def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int,
     variants = tuple(resize_variants)
 
     def _load(path, index):
-        if not variants:
-            return load_image(path.decode("utf-8"), (height, width))
-        variant = variants[np.random.default_rng([seed, int(index)]).integers(len(variants))]
+        variant = variants[np.random.default_rng([seed, int(index)]).integers(len(variants))] if variants else REFERENCE
         return load_image(path.decode("utf-8"), (height, width), variant)
 
     def _decode(path, label, index):

@@ -36,7 +36,8 @@ $(WEB_BUILT): web_demo/package-lock.json web_demo/build.mjs
 web-demo: $(WEB_BUILT)
 
 # MediaPipe Tasks in a venv of its own (its absl-py pin conflicts with tensorflow-model-optimization's):
-# the consumer tests run edge's TFLite files through it. Without it (no network) they skip and say so.
+# the consumer tests and `edge bench`'s mediapipe column run edge's TFLite files through it. Without it
+# (no network) the tests skip and the bench says so.
 MP_VENV := .venv-mediapipe
 $(MP_VENV)/bin/.mediapipe-installed: tests/mediapipe/requirements.txt
 	$(PYTHON) -m venv $(MP_VENV)
@@ -45,7 +46,7 @@ $(MP_VENV)/bin/.mediapipe-installed: tests/mediapipe/requirements.txt
 
 mediapipe-venv:
 	@$(MAKE) --no-print-directory $(MP_VENV)/bin/.mediapipe-installed \
-		|| echo "the MediaPipe venv could not be made: the MediaPipe consumer tests will skip"
+		|| echo "the MediaPipe venv could not be made: the MediaPipe consumer tests will skip and edge bench has no mediapipe column"
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,7 +4,9 @@ The chart plots accuracy against p50 latency, one marker per artifact and thread
 per format, marker area proportional to file size, the Pareto front labelled. Models without a
 latency here (Core ML off macOS) are listed in the table as "n/a" and noted under the chart.
 The ``resize agr`` column is each model's worst top-1 agreement with itself when the images are
-resized the way other apps do (``edge.data.resize``); a second table has one column per resize.
+resized the way other apps do (``edge.data.resize``) or, for TFLite, when MediaPipe Tasks' own
+ImageClassifier is given the photo files (``edge.runtimes.mediapipe``); a second table has one column
+per resize, and ``mediapipe``.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import platform
 import re
 from importlib import metadata as pkg_metadata
 from pathlib import Path
+from typing import NamedTuple
 
 from edge import formats as registry
 from edge.data.resize import REFERENCE, VARIANTS
 from edge.errors import EdgeError
 from edge.fileio import atomic_path, atomic_write_text
 from edge.formats import Format
+from edge.runtimes.mediapipe import KEY as MEDIAPIPE
 from edge.tables import Field, abbreviate, fit, short_name, wrapped
 
 JSON_FILE = "bench.json"
@@ -132,15 +136,24 @@ def table(result, width: int = 200):
                styles=["red" if r.passed is False else None for r in result.rows])
 
 
-def resize_entries(result) -> list[tuple[str, dict[str, float], dict[str, float], float | None]]:
-    """One entry per model measured under the resize variants: (name, agreement per variant, accuracy per
-    variant, its accuracy with edge's own resize). The reference first when it is not a benched row; one
-    entry per model and runtime (a thread sweep repeats the same numbers)."""
+class ResizeEntry(NamedTuple):
+    """One model in the per-resize tables."""
+
+    name: str
+    agreement: dict[str, float]  # per variant (and "mediapipe")
+    accuracy: dict[str, float]
+    own: float | None  # its accuracy with edge's own resize
+    note: str = ""  # why it has no "mediapipe" entry although MediaPipe was asked ("refused (int8 input)")
+
+
+def resize_entries(result) -> list[ResizeEntry]:
+    """One entry per model measured under the resize variants. The reference first when it is not a benched
+    row; one entry per model and runtime (a thread sweep repeats the same numbers)."""
     entries = []
     if result.reference_resize_agreement:
         own = next((r.reference_accuracy for r in result.rows if r.reference_accuracy is not None), None)
-        entries.append((f"{Path(result.reference).name} (reference)", result.reference_resize_agreement,
-                        result.reference_resize_accuracy, own))
+        entries.append(ResizeEntry(f"{Path(result.reference).name} (reference)", result.reference_resize_agreement,
+                                   result.reference_resize_accuracy, own))
     measured: dict[tuple[str, str], object] = {}
     for row in result.rows:
         if row.resize_agreement:
@@ -148,19 +161,40 @@ def resize_entries(result) -> list[tuple[str, dict[str, float], dict[str, float]
     names = [row.name for row in measured.values()]
     for (_, runtime), row in measured.items():
         name = row.name if names.count(row.name) == 1 else f"{row.name} ({short_name(runtime)})"
-        entries.append((name, row.resize_agreement, row.resize_accuracy, row.accuracy))
+        entries.append(ResizeEntry(name, row.resize_agreement, row.resize_accuracy, row.accuracy, row.mediapipe_note))
     return entries
 
 
+def resize_columns(entries: list[ResizeEntry]) -> tuple[str, ...]:
+    """The resize variants, and ``mediapipe`` when some model has it (or says why not)."""
+    has_mediapipe = any(MEDIAPIPE in e.agreement or e.note for e in entries)
+    return (*VARIANTS, *((MEDIAPIPE,) if has_mediapipe else ()))
+
+
+def _resize_cell(entry: ResizeEntry, values: dict[str, float], column: str) -> str:
+    return entry.note if column == MEDIAPIPE and entry.note else _pct(values.get(column))
+
+
 def resize_table(result, width: int = 200):
-    """Each model's top-1 agreement with itself under every other resize, as a table that fits ``width``
-    (None when no model was measured: ``resize_variants=False``)."""
+    """Each model's top-1 agreement with itself under every other resize (and MediaPipe), as a table that
+    fits ``width`` (None when no model was measured: ``resize_variants=False``)."""
     entries = resize_entries(result)
     if not entries:
         return None
-    rows = [{"model": name, **{v: _pct(agreement.get(v)) for v in VARIANTS}} for name, agreement, _, _ in entries]
-    fields = [Field("model", "left"), *(Field(v) for v in VARIANTS)]
+    columns = resize_columns(entries)
+    rows = [{"model": e.name, **{c: _resize_cell(e, e.agreement, c) for c in columns}} for e in entries]
+    fields = [Field("model", "left"), *(Field(c) for c in columns)]
     return fit(rows, fields, width, title=f"same top-1 as with {REFERENCE}, per resize ({RESIZE_COLUMN} = the lowest)")
+
+
+def mediapipe_legend(result) -> str:
+    """What the ``mediapipe`` column is ("" when it is not in the tables); why it is missing is
+    ``result.mediapipe["note"]``."""
+    version = result.mediapipe.get("version")
+    if not version or MEDIAPIPE not in resize_columns(resize_entries(result)):
+        return ""
+    return (f"{MEDIAPIPE}: MediaPipe Tasks {version} ImageClassifier given the photo files (its own decoding and "
+            "resizing), against the model's top-1 through edge's.")
 
 
 def print_summary(result, console) -> None:
@@ -171,6 +205,9 @@ def print_summary(result, console) -> None:
     resized = resize_table(result, console.width)
     if resized is not None:
         console.print(resized)
+    for line in (mediapipe_legend(result), result.mediapipe.get("note")):
+        if line:
+            console.print(line, highlight=False, markup=False)
     if result.reference:
         console.print(f"[dim]reference: {result.reference} ({result.reference_runtime}); batch {result.options['batch']}; "
                       "top-5 shown only for more than 5 classes; peak MB = growth of peak resident memory while "
@@ -195,6 +232,7 @@ def markdown(result) -> str:
     notes += [note for note in dict.fromkeys(_format(r.format).bench_note for r in result.rows) if note]
     notes.append("Only the runtime call is timed (decode, resize and input quantization happen before the loop); "
                  "peak MB is the growth of the process's peak resident memory while loading and running the model.")
+    notes += [note for note in [result.mediapipe.get("note")] if note]
     notes += [f"Warning: {w}" for w in result.warnings]
     text = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     return text + resize_markdown(result)
@@ -210,13 +248,15 @@ def resize_markdown(result) -> str:
         return ["| model | " + " | ".join(columns) + " |", "|---|" + "|".join("---" for _ in columns) + "|",
                 *(f"| {name.replace('|', '/')} | " + " | ".join(row) + " |" for name, row in cells)]
 
-    agreement = md_table(VARIANTS, [(name, [_pct(agr.get(v)) for v in VARIANTS]) for name, agr, _, _ in entries])
-    accuracy = md_table((REFERENCE, *VARIANTS),
-                        [(name, [_pct(own), *(_pct(acc.get(v)) for v in VARIANTS)]) for name, _, acc, own in entries])
+    columns = resize_columns(entries)
+    agreement = md_table(columns, [(e.name, [_resize_cell(e, e.agreement, c) for c in columns]) for e in entries])
+    accuracy = md_table((REFERENCE, *columns),
+                        [(e.name, [_pct(e.own), *(_resize_cell(e, e.accuracy, c) for c in columns)]) for e in entries])
+    legend = mediapipe_legend(result)
     return "\n".join([
         "", f"Top-1 agreement of each model with itself when the images are resized the way other apps do instead "
         f"of edge's {REFERENCE} ({RESIZE_COLUMN} = the lowest):", "",
-        *agreement, "", "Top-1 accuracy with each resize:", "", *accuracy, ""])
+        *agreement, "", *([legend, ""] if legend else []), "Top-1 accuracy with each resize:", "", *accuracy, ""])
 
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf")

@@ -4,8 +4,10 @@ For every model (files or export directories) and every thread count: load it th
 format's runtime, run it on the labelled images (accuracy, top-5, per-class precision/recall,
 confusion matrix; agreement and drop against the reference through ``edge.verify``, the same
 code export's gate uses; once per model, its agreement with itself when the images are resized
-the way other apps do, ``edge.data.resize``), then time the engine alone (``edge.bench.latency``).
-Core ML off macOS runs through the MIL reference executor: accuracy yes, latency "n/a on this OS".
+the way other apps do, ``edge.data.resize``, and for the formats MediaPipe Tasks takes, when its
+interpreter is found, MediaPipe's ImageClassifier given the photo files, ``edge.runtimes.mediapipe``),
+then time the engine alone (``edge.bench.latency``). Core ML off macOS runs through the MIL
+reference executor: accuracy yes, latency "n/a on this OS".
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from edge.data.resize import VARIANTS
 from edge.errors import EdgeError, one_line
 from edge.fileio import path_size
 from edge.rundir import MODEL_FILE
+from edge.runtimes import mediapipe as mediapipe_runtime
 from edge.runtimes import web as web_runtime
 from edge.runtimes.foreign import ForeignOptions
 from edge.spec import ModelSpec
@@ -56,9 +59,11 @@ class Row:
     reference_accuracy: float | None = None
     passed: bool | None = None  # drop_pts <= max_drop (None when there is no reference)
     # variant -> top-1 agreement with the model's own answers / top-1 accuracy, the images resized another
-    # app's way instead of edge's (edge.data.resize; empty with resize_variants=False)
+    # app's way instead of edge's (edge.data.resize; empty with resize_variants=False); for the formats
+    # MediaPipe takes, also "mediapipe": its ImageClassifier given the photo files (edge.runtimes.mediapipe)
     resize_agreement: dict[str, float] = field(default_factory=dict)
     resize_accuracy: dict[str, float] = field(default_factory=dict)
+    mediapipe_note: str = ""  # why there is no "mediapipe" entry for a model MediaPipe was asked about
     mean_ms: float | None = None
     std_ms: float | None = None
     min_ms: float | None = None
@@ -97,6 +102,9 @@ class BenchResult:
     # the reference's Row.resize_agreement / resize_accuracy when it is not one of the benched rows
     reference_resize_agreement: dict[str, float] = field(default_factory=dict)
     reference_resize_accuracy: dict[str, float] = field(default_factory=dict)
+    # the "mediapipe" entries: {"python", "version"} of the interpreter that ran them, or {"note"} saying why
+    # there are none ({} when no model asked for them: no TFLite model, or resize_variants=False)
+    mediapipe: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)  # what bench() wrote: json, markdown, chart
 
@@ -169,6 +177,9 @@ class BenchSettings:
     runtime: str | Sequence[str] = NATIVE
     # each model's top-1 agreement with itself when the images are resized as other apps do (edge.data.resize)
     resize_variants: bool = True
+    # MediaPipe's own Python for the "mediapipe" entry (None: $EDGE_MEDIAPIPE_PYTHON, else ./.venv-mediapipe;
+    # edge.runtimes.mediapipe.locate); an explicit path must be an executable file
+    mediapipe_python: str | Path | None = None
     thread_counts: list[int] = field(default_factory=list, init=False)
     runtime_kinds: list[str] = field(default_factory=list, init=False)
 
@@ -179,6 +190,8 @@ class BenchSettings:
             raise EdgeError(f"--max-drop must be a number of points of at least 0, not {self.max_drop}.")
         if not isinstance(self.resize_variants, bool):
             raise EdgeError(f"resize_variants must be True or False, not {self.resize_variants!r}.")
+        if self.mediapipe_python is not None:
+            self.mediapipe_python = mediapipe_runtime.check_python(self.mediapipe_python)
         self.thread_counts = parse_threads(self.threads)
         self.runtime_kinds = parse_runtimes(self.runtime)
 
@@ -189,7 +202,8 @@ class BenchSettings:
     def to_dict(self) -> dict[str, Any]:
         return {"threads": self.thread_counts, "batch": self.batch, "warmup": self.warmup, "runs": self.runs,
                 "time_budget_s": self.time_budget, "runtime": self.runtime_kinds,
-                "resize_variants": self.resize_variants}
+                "resize_variants": self.resize_variants,
+                "mediapipe_python": None if self.mediapipe_python is None else str(self.mediapipe_python)}
 
 
 @dataclass
@@ -217,8 +231,8 @@ def bench(
     """Accuracy, agreement with the reference and CPU latency of every model, side by side.
 
     ``options`` are the fields of ``BenchSettings`` (threads, batch, warmup, runs, time_budget,
-    max_drop, measure_latency, floor, labels, mean, std, runtime, resize_variants); ``quiet`` prints
-    nothing. Unless ``write=False``, ``bench.json``, ``bench.md`` and ``bench.png`` are written to ``out``
+    max_drop, measure_latency, floor, labels, mean, std, runtime, resize_variants, mediapipe_python);
+    ``quiet`` prints nothing. Unless ``write=False``, ``bench.json``, ``bench.md`` and ``bench.png`` are written to ``out``
     (default: ``bench/`` beside the first model) and ``json_file``, as ``edge bench`` does. ``models=None``:
     the newest export folder under ``./runs`` (said on screen unless ``quiet``).
     """
@@ -266,6 +280,9 @@ def bench(
         with status(f"Running the reference {reference_ref.name} on {len(evalset)} images resized other ways..."):
             reference_resize = _reference_resize(ref, evalset)
 
+    warnings: list[str] = []
+    mediapipe_info, mediapipe = _mediapipe(settings, refs, evalset, status, warnings)
+
     model_flops = _model_flops(ref.predictor, refs) if settings.floor else None
     matmul: dict[str, Any] = {}
     if settings.floor and model_flops:
@@ -276,7 +293,6 @@ def bench(
                 matmul[str(t)] = matmul_flops(t)
 
     rows: list[Row] = []
-    warnings: list[str] = []
     for model, kind in ((m, k) for m in refs for k in settings.runtime_kinds):
         fmt = model.fmt
         if kind == web_runtime.KIND and not web_runtime.runs(fmt):
@@ -287,7 +303,8 @@ def bench(
         sweep = settings.thread_counts if fmt.per_load_threads else settings.thread_counts[:1]
         for t in sweep:
             with status(f"Benchmarking {model.name} ({t} thread{'s' if t > 1 else ''})..."):
-                row, accuracy_fields, predictor = _bench_one(model, t, evalset, settings, ref, accuracy_fields, kind)
+                row, accuracy_fields, predictor = _bench_one(model, t, evalset, settings, ref, accuracy_fields, kind,
+                                                             mediapipe.get(model.path) if kind == NATIVE else None)
             if not fmt.per_load_threads:
                 row.threads = _actual_threads(predictor) if row.p50_ms is not None else None
                 if fmt.thread_note and len(settings.thread_counts) > 1:
@@ -313,7 +330,7 @@ def bench(
         reference=str(reference_ref.path) if reference_ref else "",
         reference_runtime=str(getattr(ref.predictor, "runtime", "")) if ref.predictor else "",
         max_drop=settings.max_drop, warnings=list(dict.fromkeys(warnings)), machine=machine_info(), matmul=matmul,
-        **{f"reference_{key}": value for key, value in reference_resize.items()},
+        **{f"reference_{key}": value for key, value in reference_resize.items()}, mediapipe=mediapipe_info,
         options=settings.to_dict(), seconds=time.perf_counter() - started,
     )
     if write and rows:
@@ -338,8 +355,8 @@ def _reference(reference, refs: list[model_refs.ModelRef], run_dir: Path | None)
 
 
 def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalSet, settings: BenchSettings,
-               ref: _Reference, accuracy_fields: dict[str, Any] | None,
-               kind: str = NATIVE) -> tuple[Row, dict[str, Any], Any]:
+               ref: _Reference, accuracy_fields: dict[str, Any] | None, kind: str = NATIVE,
+               mediapipe: mediapipe_runtime.Classified | None = None) -> tuple[Row, dict[str, Any], Any]:
     """One model at one thread count on one runtime kind: load, accuracy (once per model and kind), latency, memory."""
     known = model_refs.read_metadata(model).get(contract.KEY_SPEC)
     resize_variants = settings.resize_variants and accuracy_fields is None
@@ -360,7 +377,7 @@ def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalS
               load_s=load_s, size_bytes=path_size(model.path), labels=list(spec.labels))
     images = evalset.images(spec.input_size)
     if accuracy_fields is None:
-        accuracy_fields = _accuracy(model, predictor, images, evalset, ref, resize_variants)
+        accuracy_fields = _accuracy(model, predictor, images, evalset, ref, resize_variants, mediapipe)
     for key, value in accuracy_fields.items():
         setattr(row, key, value)
     if row.drop_pts is not None and settings.max_drop is not None:
@@ -387,9 +404,11 @@ def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalS
 
 
 def _accuracy(model: model_refs.ModelRef, predictor, images: np.ndarray, evalset: datasets.EvalSet,
-              ref: _Reference, resize_variants: bool = False) -> dict[str, Any]:
+              ref: _Reference, resize_variants: bool = False,
+              mediapipe: mediapipe_runtime.Classified | None = None) -> dict[str, Any]:
     """The Row fields that do not depend on the thread count: accuracy, agreement with the reference and,
-    with ``resize_variants``, the model's agreement with itself under other apps' resizing."""
+    with ``resize_variants``, the model's agreement with itself under other apps' resizing (and MediaPipe's
+    answers on the photo files, ``mediapipe``, against its answers through edge's decode and resize)."""
     spec = predictor.spec
     labels = evalset.labels_for(spec, model.name)
     probs = _run_checked(predictor, images, model)
@@ -407,6 +426,11 @@ def _accuracy(model: model_refs.ModelRef, predictor, images: np.ndarray, evalset
                            max_prob_diff=result.max_prob_diff, reference_accuracy=result.reference_accuracy)
     if resize_variants:
         fields_.update(_resize_fields(model, predictor, probs, labels, evalset))
+        if mediapipe is not None and mediapipe.refused:
+            fields_["mediapipe_note"] = f"refused ({mediapipe.refused})"
+        elif mediapipe is not None:
+            fields_["resize_agreement"][mediapipe_runtime.KEY] = float(np.mean(mediapipe.top1 == probs.argmax(axis=1)))
+            fields_["resize_accuracy"][mediapipe_runtime.KEY] = float(np.mean(mediapipe.top1 == labels))
     return fields_
 
 
@@ -419,6 +443,39 @@ def _resize_fields(model, predictor, probs: np.ndarray, labels: np.ndarray,
         result = verification.compare(probs, _run_checked(predictor, images, model), labels)
         agreement[variant], accuracy[variant] = result.agreement, result.accuracy
     return {"resize_agreement": agreement, "resize_accuracy": accuracy}
+
+
+def _mediapipe(settings: BenchSettings, refs: list[model_refs.ModelRef], evalset: datasets.EvalSet, status,
+               warnings: list[str]) -> tuple[dict[str, str], dict[Path, mediapipe_runtime.Classified]]:
+    """MediaPipe's answers on the photo files for every model whose format it takes, in one subprocess:
+    (``BenchResult.mediapipe``, model path -> ``Classified``). Nothing without resize variants or such a model;
+    no interpreter found, or a failure of the one found, is a note (a ``--mediapipe-python`` that cannot
+    import MediaPipe is an error); photos MediaPipe could not read are a warning."""
+    targets = [r for r in refs if r.fmt.runs_in_mediapipe]
+    if not (settings.resize_variants and NATIVE in settings.runtime_kinds and targets):
+        return {}, {}
+    found = mediapipe_runtime.locate(settings.mediapipe_python)
+    if found.python is None:
+        return {"note": found.note}, {}
+    try:
+        with status("Starting MediaPipe Tasks..."):
+            version = mediapipe_runtime.version(found.python)
+    except EdgeError as exc:
+        if found.source == mediapipe_runtime.OPTION:
+            raise  # asked for by name: a bench without it is not what the user wanted
+        return {"python": str(found.python), "note": f"No mediapipe entries: {exc}"}, {}
+    try:
+        with status(f"Running MediaPipe Tasks' ImageClassifier on {len(evalset)} photo files..."):
+            results = mediapipe_runtime.classify_files(found.python, [r.path for r in targets], evalset.paths)
+    except EdgeError as exc:
+        return {"python": str(found.python), "version": version, "note": f"No mediapipe entries: {exc}"}, {}
+    for ref in targets:
+        unreadable = results[ref.path].unreadable
+        if unreadable:
+            photo, error = next(iter(unreadable.items()))
+            warnings.append(f"{ref.name}: MediaPipe could not read {len(unreadable)} of {len(evalset)} photos (first "
+                            f"{Path(photo).name}: {error}); they count against its mediapipe entry.")
+    return {"python": str(found.python), "version": version}, results
 
 
 def _benched(reference: model_refs.ModelRef | None, refs: list[model_refs.ModelRef], settings: BenchSettings) -> bool:

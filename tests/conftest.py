@@ -61,17 +61,17 @@ def export_set(trained_run, synth_data, tmp_path_factory):
     return report, out
 
 
-MEDIAPIPE_VENV = Path(__file__).resolve().parents[1] / ".venv-mediapipe"  # `make mediapipe-venv`
-
-
 @pytest.fixture(scope="session")
 def mediapipe_python() -> Path:
-    """The Python of MediaPipe's own venv (it cannot share edge's: absl-py pins); skips, saying how
-    to make it, when it is absent. ``EDGE_MEDIAPIPE_PYTHON`` points elsewhere."""
-    python = Path(os.environ.get("EDGE_MEDIAPIPE_PYTHON") or MEDIAPIPE_VENV / "bin" / "python")
-    if not python.exists():
-        pytest.skip(f"MediaPipe Tasks runs in its own venv, absent here ({python}); `make mediapipe-venv` makes it")
-    return python
+    """The Python of MediaPipe's own venv (it cannot share edge's: absl-py pins), found as ``edge bench``
+    finds it (``EDGE_MEDIAPIPE_PYTHON``, else the repository's .venv-mediapipe); skips, saying how to make
+    it, when it is absent."""
+    from edge.runtimes.mediapipe import locate
+
+    found = locate(cwd=Path(__file__).resolve().parents[1])
+    if found.python is None:
+        pytest.skip(f"MediaPipe Tasks runs in its own venv: {found.note}")
+    return found.python
 
 
 def run_edge(*args: str, timeout: float = 600, env: dict | None = None, cwd: Path | None = None,

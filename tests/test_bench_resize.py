@@ -133,6 +133,7 @@ def test_off_skips_the_work_and_leaves_no_variant_data(striped, monkeypatch, tmp
     assert not any(variant in text for variant in VARIANTS)
     assert json.loads((tmp_path / report.JSON_FILE).read_text())["options"]["resize_variants"] is False
     assert report.resize_table(result) is None and report.row_cells(row)[report.RESIZE_COLUMN] == "-"
+    assert result.mediapipe == {}
 
 
 def test_the_option_is_validated_like_the_others(striped):
@@ -152,6 +153,8 @@ def test_json_and_markdown_carry_every_variant(striped, tmp_path):
     row = result.rows[0]
     assert entry["resize_agreement"] == row.resize_agreement and entry["resize_accuracy"] == row.resize_accuracy
     assert set(entry["resize_agreement"]) == set(VARIANTS) and saved["options"]["resize_variants"] is True
+    assert saved["mediapipe"] == {}  # an ONNX model: MediaPipe is not even looked for, nor mentioned
+    assert "mediapipe" not in (tmp_path / report.MARKDOWN_FILE).read_text().lower()
     md = (tmp_path / report.MARKDOWN_FILE).read_text()
     assert f"| {report.RESIZE_COLUMN} |" in md.splitlines()[0] and "| 75.0% |" in md.splitlines()[2]
     assert "| model | " + " | ".join(VARIANTS) + " |" in md

@@ -52,6 +52,15 @@ def test_help_shows_flags_as_flags_and_examples(cli, command):
     assert example and example.group(1).startswith("edge " + " ".join(command)), done.output
 
 
+@pytest.mark.parametrize("command", [[], *COMMANDS], ids=lambda c: " ".join(c) or "edge")
+def test_help_fits_80_columns_without_cutting_a_word(cli, command):
+    """Rich's help table cuts a word it cannot wrap (a long flag alias, "a/b/c/d" help) with an ellipsis."""
+    done = cli(*command, "--help", width=80)
+    assert done.exit_code == 0, done.output
+    assert "…" not in done.output, done.output
+    assert max(len(line) for line in done.output.splitlines()) <= 80
+
+
 def test_root_version_completion_and_options(cli):
     assert cli("-V").output.strip() == cli("--version").output.strip()
     assert re.fullmatch(r"edge \d+\.\d+\.\d+\S*", cli("-V").output.strip())

@@ -3,7 +3,8 @@
 The models are tiny classifiers shaped like edge's (raw-pixel float input "image", baked-in
 Rescaling, softmax output), converted to float, full-int8 with uint8 I/O and full-int8 with int8
 I/O. The MediaPipe tests run MediaPipe Tasks in a venv of its own (``make mediapipe-venv``; it
-cannot share a resolution with tensorflow-model-optimization) through tests/mediapipe/consumer.py.
+cannot share a resolution with tensorflow-model-optimization) through the consumer script edge bench
+ships (``edge.runtimes.mediapipe``): on pixels, and on photo files MediaPipe decodes itself.
 """
 
 from __future__ import annotations
@@ -252,34 +253,54 @@ def test_schema_round_trip_without_a_model():
 # ----------------------------------------------------------------------- real metadata consumers
 
 
+def _pixels() -> np.ndarray:
+    return np.concatenate([_image(), np.random.default_rng(2).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)])
+
+
 @pytest.fixture(scope="module")
-def mediapipe_results(with_metadata, mediapipe_python, tmp_path_factory) -> tuple[dict, np.ndarray]:
-    """What MediaPipe (in its own venv) reads from, and classifies with, the float and uint8 files."""
-    import json
-    import subprocess
+def mediapipe_files(with_metadata, tmp_path_factory) -> tuple[dict[str, Path], list[Path]]:
+    """Every kind as a .tflite file, and ``_pixels()`` as PNG photos at the model's size (lossless, no resize:
+    MediaPipe's decode must give back exactly these pixels)."""
+    from PIL import Image
 
     folder = tmp_path_factory.mktemp("mediapipe")
     models = {}
-    for kind in ("float", "uint8"):  # MediaPipe's classifier takes no int8 input
+    for kind, data in with_metadata.items():
         models[kind] = folder / f"{kind}.tflite"
-        models[kind].write_bytes(with_metadata[kind])
-    pixels = np.concatenate([_image(), np.random.default_rng(2).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)])
+        models[kind].write_bytes(data)
+    photos = []
+    for i, pixels in enumerate(_pixels()):
+        photos.append(folder / f"photo{i}.png")
+        Image.fromarray(pixels).save(photos[-1])
+    return models, photos
+
+
+@pytest.fixture(scope="module")
+def mediapipe_results(mediapipe_files, mediapipe_python, tmp_path_factory) -> tuple[dict, np.ndarray]:
+    """What MediaPipe (in its own venv) reads from, and classifies with, every file: the pixels as arrays and
+    as photo files it decodes itself."""
+    import json
+    import subprocess
+
+    from edge.runtimes.mediapipe import CONSUMER
+
+    models, photos = mediapipe_files
+    folder = tmp_path_factory.mktemp("mediapipe_request")
+    pixels = _pixels()
     np.save(folder / "images.npy", pixels)
     request = folder / "request.json"
     request.write_text(json.dumps({"models": [str(p) for p in models.values()], "images": str(folder / "images.npy"),
-                                   "max_results": 3}))
+                                   "files": [str(p) for p in photos], "max_results": 3}))
     done = subprocess.run([str(mediapipe_python), str(CONSUMER), str(request)], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    return {kind: out[str(path)] for kind, path in models.items()}, pixels
-
-
-CONSUMER = Path(__file__).resolve().parent / "mediapipe" / "consumer.py"
+    return {kind: out["models"][str(path)] for kind, path in models.items()}, pixels
 
 
 def test_mediapipe_generated_schema_parses_the_metadata(mediapipe_results):
     results, _ = mediapipe_results
+    assert [results[kind]["input_type"] for kind in KINDS] == ["FLOAT32", "UINT8", "INT8"]
     for kind, result in results.items():
         meta = result["metadata"]
         assert meta["identifier"] and meta["image_properties"] and meta["rgb"], kind
@@ -288,11 +309,37 @@ def test_mediapipe_generated_schema_parses_the_metadata(mediapipe_results):
 
 
 @pytest.mark.parametrize("kind", ["float", "uint8"])  # MediaPipe's classifier takes no int8 input
-def test_mediapipe_image_classifier_feeds_raw_pixels_and_returns_labels(with_metadata, mediapipe_results, kind):
+@pytest.mark.parametrize("given", ["classify", "files"])  # pixels, or photo files MediaPipe decodes itself
+def test_mediapipe_image_classifier_feeds_raw_pixels_and_returns_labels(with_metadata, mediapipe_results, kind, given):
     results, pixels = mediapipe_results
     expected = [_run_litert(with_metadata[kind], pixels[i : i + 1])[0] for i in range(len(pixels))]
-    for image, categories in enumerate(results[kind]["classify"]):
+    assert len(results[kind][given]) == len(pixels)
+    for image, categories in enumerate(results[kind][given]):
         assert sorted(c["label"] for c in categories) == sorted(LABELS)
         for category in categories:
             assert category["label"] == LABELS[category["index"]]
             assert category["score"] == pytest.approx(float(expected[image][category["index"]]), abs=1e-5)
+
+
+def test_mediapipe_refuses_int8_input(mediapipe_results):
+    results, _ = mediapipe_results
+    assert "INT8" in results["int8"]["refused"] and "classify" not in results["int8"]
+
+
+def test_edge_runs_mediapipe_on_photo_files(with_metadata, mediapipe_files, mediapipe_python):
+    """``edge.runtimes.mediapipe.classify_files``: per-photo top-1 indices equal to LiteRT's on the same pixels,
+    int8 input "refused", and a photo MediaPipe cannot read counted as -1 with its error."""
+    from edge.runtimes.mediapipe import INT8_INPUT, classify_files
+
+    models, photos = mediapipe_files
+    broken = photos[0].with_name("broken.png")
+    broken.write_bytes(b"\x89PNG not really")
+    results = classify_files(mediapipe_python, list(models.values()), [*photos, broken])
+    pixels = _pixels()
+    for kind in ("float", "uint8"):
+        expected = [int(_run_litert(with_metadata[kind], pixels[i : i + 1])[0].argmax()) for i in range(len(pixels))]
+        result = results[models[kind]]
+        assert result.top1.tolist() == [*expected, -1] and not result.refused, kind
+        assert list(result.unreadable) == [str(broken)]
+    assert len(set(expected)) > 1  # the photos are not all one class: the comparison can fail
+    assert results[models["int8"]].refused == INT8_INPUT and results[models["int8"]].top1 is None

@@ -213,4 +213,5 @@ FORMAT = Format(
     inspect=inspect,
     bench_note="LiteRT runs with its default delegates (XNNPACK); its resolver without them is 5-10x slower.",
     options=("source_run", "int8_io", "calibration_count", "float_layers"),
+    runs_in_mediapipe=True,
 )

@@ -122,6 +122,8 @@ class Format:
     options: tuple[str, ...] = ()  # ExportOptions fields this format reads (for --help and docs)
     # check_options(options, kinds) raises EdgeError for options this format cannot honour (before any work)
     check_options: Callable[[ExportOptions, tuple[str, ...]], None] | None = None
+    # MediaPipe Tasks' ImageClassifier takes this format: edge bench's "mediapipe" entry (edge.runtimes.mediapipe)
+    runs_in_mediapipe: bool = False
 
     @property
     def exportable(self) -> bool:

@@ -24,6 +24,7 @@ from edge.cli.app import (
     write_json,
 )
 from edge.data.resize import REFERENCE, VARIANTS
+from edge.runtimes import mediapipe as mediapipe_runtime
 
 DEFAULTS = BenchSettings()
 
@@ -59,7 +60,8 @@ def bench(
     max_drop: Optional[float] = typer.Option(DEFAULTS.max_drop, "--max-drop", help="Fail (exit 1) when a model's accuracy drops more points than this below the reference."),
     no_latency: bool = typer.Option(not DEFAULTS.measure_latency, "--no-latency", help="Accuracy only."),
     floor: bool = typer.Option(DEFAULTS.floor, "--floor", help="Also measure fp32 matmul FLOP/s and report latency as a multiple of the compute floor."),
-    resize_variants: bool = typer.Option(DEFAULTS.resize_variants, "--resize-variants/--no-resize-variants", help=f"Also run each model on the images resized as other apps do ({', '.join(VARIANTS)}) and report its top-1 agreement with its answers on edge's own {REFERENCE} resize."),
+    no_resize_variants: bool = typer.Option(not DEFAULTS.resize_variants, "--no-resize-variants", help=f"Skip the resize check: by default each model also runs on the photos resized as other apps resize them (the {len(VARIANTS)} filters of edge.data.resize, and MediaPipe Tasks itself for TFLite files), and its top-1 agreement with its answers on edge's own {REFERENCE} resize is reported."),
+    mediapipe_python: Optional[str] = typer.Option(DEFAULTS.mediapipe_python, mediapipe_runtime.OPTION, metavar="<path>", help=f"MediaPipe's own Python, for the {mediapipe_runtime.KEY} column (default: the one named by the variable {mediapipe_runtime.ENV}, else the one in {mediapipe_runtime.VENV}/ here, which `make mediapipe-venv` makes)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where bench.json, bench.md and bench.png go (default: bench/ beside the first model)."),
     json_target: Optional[str] = json_option("the results (bench.json)"),
     labels: Optional[str] = typer.Option(None, "--labels", help="For models without edge metadata: labels file (one per line) or comma list."),
@@ -86,7 +88,7 @@ def bench(
     result = bench_api(
         models, data=data, run=run, reference=reference, threads=threads, batch=batch, warmup=warmup, runs=runs,
         time_budget=time_budget, max_drop=max_drop, measure_latency=not no_latency, floor=floor, runtime=runtime,
-        resize_variants=resize_variants,
+        resize_variants=not no_resize_variants, mediapipe_python=mediapipe_python,
         labels=parse_labels(labels), mean=parse_triple(mean, "--mean"), std=parse_triple(std, "--std"),
         out=out, json_file=json_file,
     )

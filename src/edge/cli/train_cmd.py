@@ -32,12 +32,11 @@ EPILOG = epilog(
 
 
 def _option(name: str, help: str, default=None, **kwargs):
-    """A typer option for the TrainConfig field ``name``: its flag (and the field's own name as a long
-    flag when the short one differs, e.g. --lr and --learning-rate), and its default unless given."""
+    """A typer option for the TrainConfig field ``name``: its one flag (``flag``: --lr for
+    learning_rate; a second, longer alias would not fit the help's option column at 80 columns) and
+    its default unless given."""
     value = getattr(DEFAULTS, name) if default is None else default
-    long = "--" + name.replace("_", "-")
-    names = (flag(name),) if flag(name) == long else (flag(name), long)
-    return typer.Option(value, *names, help=help, **kwargs)
+    return typer.Option(value, flag(name), help=help, **kwargs)
 
 
 @app.command(no_args_is_help=True, epilog=EPILOG)
@@ -60,8 +59,8 @@ def train(
     label_smoothing: float = _option("label_smoothing", "Label smoothing of the cross-entropy loss."),
     class_weights: str = _option("class_weights", f"{', '.join(CLASS_WEIGHTS)} (auto: balanced when classes are imbalanced >1.5x)."),
     patience: int = _option("patience", "Early stopping patience in epochs on val accuracy (0 = off); best weights restored. Not in a cosine fine-tune."),
-    augment: bool = typer.Option(DEFAULTS.augment, "--augment/--no-augment", help="Flip/rotate/zoom/contrast/brightness on training images."),
-    resize_augment: bool = typer.Option(DEFAULTS.resize_augment, "--resize-augment/--no-resize-augment", help="Resize each augmented view's photos with a filter apps use (bicubic, area, bilinear without antialias, nearest, edge's own). Off by default: no measured gain on flowers-mini."),
+    augment: bool = typer.Option(DEFAULTS.augment, "--augment/--no-augment", help="Flip, rotate, zoom, contrast and brightness changes on training images."),
+    resize_augment: bool = typer.Option(DEFAULTS.resize_augment, "--resize-augment", help="Resize each augmented view's photos with a filter apps use (bicubic, area, bilinear without antialias, nearest, edge's own). Off by default: no measured gain on flowers-mini."),
     split: str = _option("split", "Train/val/test percentages for a folder or CSV dataset.", default=format_split(DEFAULTS.split)),
     csv: Optional[Path] = _option("csv", "CSV of filename,label (filenames relative to DATA)."),
     csv_allow_outside: bool = _option("csv_allow_outside", "Accept CSV rows whose files lie outside the data folder (../, absolute paths)."),

@@ -16,7 +16,7 @@ size, as training did; only the filter differs):
 
 ``edge.data.images.load_image(path, size, variant)`` decodes a photo as edge does and resizes it
 with a variant. Training can draw a variant per image for its augmented views (``TrainConfig.resize_augment``),
-and ``edge bench --resize-variants`` reports each model's top-1 agreement with itself under every
+and ``edge bench`` (unless ``--no-resize-variants``) reports each model's top-1 agreement with itself under every
 variant.
 """
 

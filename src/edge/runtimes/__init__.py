@@ -4,7 +4,8 @@ LiteRT (``litert``), onnxruntime (``ort``), TensorFlow (``tensorflow``) and the 
 executor (``coreml``, with the MIL executor in ``mil/``). Export's gate, ``edge bench`` and
 ``edge predict`` load every model through these modules -- edge artifacts through their format's
 ``load`` (which reads the spec from the artifact), models without edge metadata through
-``load_foreign`` with the labels and normalization the user gives.
+``load_foreign`` with the labels and normalization the user gives. ``mediapipe`` is the exception
+that is not a ``Predictor``: MediaPipe Tasks, in its own venv, run as an app would run a TFLite file.
 """
 
 from __future__ import annotations

@@ -54,6 +54,8 @@ class Row:
     top5: float | None = None  # None when the model has 5 classes or fewer (it would always be 1.0)
     macro_f1: float | None = None
     agreement: float | None = None
+    changed: int | None = None  # images whose top-1 differs from the reference's, and of them ...
+    changed_unsure: int | None = None  # ... where the reference was unsure (edge.verify.UNSURE_MARGIN)
     drop_pts: float | None = None
     max_prob_diff: float | None = None
     reference_accuracy: float | None = None
@@ -422,7 +424,8 @@ def _accuracy(model: model_refs.ModelRef, predictor, images: np.ndarray, evalset
         reference_probs = _align(ref.probs, ref.predictor.spec.labels, spec.labels)
         if reference_probs is not None:
             result = verification.compare(reference_probs, probs, labels)
-            fields_.update(agreement=result.agreement, drop_pts=result.drop_pts,
+            fields_.update(agreement=result.agreement, changed=result.changed, changed_unsure=result.changed_unsure,
+                           drop_pts=result.drop_pts,
                            max_prob_diff=result.max_prob_diff, reference_accuracy=result.reference_accuracy)
     if resize_variants:
         fields_.update(_resize_fields(model, predictor, probs, labels, evalset))

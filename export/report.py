@@ -37,6 +37,9 @@ class Entry:
     drop_pts: float | None = None
     max_prob_diff: float | None = None
     mean_prob_diff: float | None = None
+    changed: int | None = None  # held-out images whose top-1 differs from the Keras model's (edge.verify)
+    changed_unsure: int | None = None  # ... where the Keras model was unsure (margin < edge.verify.UNSURE_MARGIN)
+    changed_reference_wrong: int | None = None  # ... where the Keras model was wrong anyway
     verified_by: str = ""
     budget: dict[str, float | None] = field(default_factory=dict)
     reason: str = ""  # why it failed, in one line

@@ -21,7 +21,7 @@ TFLITE_KINDS = ("fp32", "fp16", "dynamic", "int8")
 ONNX_KINDS = ("fp32", "fp16", "int8")
 MAX_DROP = 3.0  # conftest.EXPORT_SET_MAX_DROP
 REPORT_FIELDS = ("path", "format", "quantize", "size_bytes", "agreement", "accuracy", "reference_accuracy",
-                 "max_prob_diff", "verified_by", "status")
+                 "max_prob_diff", "verified_by", "status", "changed", "changed_unsure", "changed_reference_wrong")
 
 
 def _coreml_available() -> bool:
@@ -77,6 +77,8 @@ def test_report_json_has_the_promised_fields(exported):
     for entry in data["entries"]:
         for field in REPORT_FIELDS:
             assert field in entry, field
+        assert entry["changed"] == round((1 - entry["agreement"]) * report.held_out_count)
+        assert 0 <= entry["changed_reference_wrong"] <= entry["changed"] and entry["changed_unsure"] <= entry["changed"]
         if entry["format"] in ("tflite", "onnx"):
             assert entry["verified_by"].split()[0] in ("LiteRT", "onnxruntime")
             assert entry["reference_accuracy"] == pytest.approx(data["reference_accuracy"])

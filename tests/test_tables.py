@@ -138,9 +138,10 @@ def test_export_progress_line_never_splits_a_fact(width):
 
     entry = Entry(format="coreml", quantize="fp16", path=f"runs/flowers/export/{NAME}_fp16.mlpackage",
                   status="passed", size_bytes=4_700_000, agreement=0.991, drop_pts=0.5, export_seconds=12.5,
-                  verify_seconds=3.5)
+                  verify_seconds=3.5, changed=4, changed_unsure=3)
     text = render(entry_line(entry, width), width)
-    for fact in (f"{NAME}_fp16.mlpackage", "4.70 MB", "agree 99.1%", "drop +0.50", "convert 12.5 s", "verify 3.5 s"):
+    for fact in (f"{NAME}_fp16.mlpackage", "4.70 MB", "agree 99.1%", "drop +0.50", "convert 12.5 s", "verify 3.5 s",
+                 "4 answers changed (3 where Keras was unsure)"):
         assert fact in text  # on one line, never split
     for line in text.splitlines():
         assert len(line.rstrip()) <= width
@@ -242,3 +243,14 @@ def test_pareto_front():
     front = report.pareto_front([r for r in result.rows if r.p50_ms is not None])
     names = [r.name for r in front]
     assert names == [f"{NAME}_int8.onnx", f"{NAME}_int8.tflite", f"{NAME}_fp32.onnx"]
+
+
+@pytest.mark.parametrize("changed, unsure, text", [
+    (0, 0, ""), (1, 0, "1 answer changed (Keras was sure)"), (1, 1, "1 answer changed (Keras was unsure)"),
+    (3, 0, "3 answers changed (Keras was sure of each)"), (2, 2, "2 answers changed (all where Keras was unsure)"),
+    (5, 3, "5 answers changed (3 where Keras was unsure)"),
+])
+def test_export_line_says_which_answers_changed(changed, unsure, text):
+    from edge.cli.export_cmd import changed_answers
+
+    assert changed_answers(Entry(format="tflite", quantize="int8", changed=changed, changed_unsure=unsure)) == text

@@ -5,7 +5,9 @@ For each fold k the 100 photos of fold k are the test split; the other 400 are s
 as pre-split folders of symbolic links under a temporary folder (the photos are never copied),
 trained with ``edge.train.train`` and exported with ``edge.export`` (TFLite int8 only), which
 verifies the int8 file on that fold's test split. Per fold: float test accuracy (Keras), int8
-TFLite accuracy, int8-vs-float top-1 agreement, training and export seconds. Per recipe: mean +-
+TFLite accuracy, int8-vs-float top-1 agreement, training and export seconds, and each model's
+agreement with itself when the photos are resized the way apps do (edge.data.resize) or handed to
+MediaPipe Tasks (where its venv is found: edge.runtimes.mediapipe). Per recipe: mean +-
 std (sample std, ddof=1) over the folds.
 
     python benchmarks/scripts/train_cv.py [--recipe default] [--options '{"fine_tune_from": "block_13_expand"}']
@@ -122,6 +124,9 @@ NOTES = {  # what the recipe names in the results mean
                        "with today's stage 1: default_new_stage1 rerun beside views3_cosine",
     "views3_cosine_resize_ls0": "views3_cosine_resize without label smoothing (a lever for int8 agreement)",
     "views5_cosine_resize": "views3_cosine_resize with 5 views (the clean photo + 4 augmented)",
+    "ft_epochs20": "today's defaults with 20 fine-tune epochs instead of 10 (the cosine stretched over 20)",
+    "ft_from_block6": "today's defaults with fine-tuning from block_6_expand (blocks 6-16 trained on cached views "
+                      "of block 6's input) instead of block_13_expand",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -160,21 +165,35 @@ def run_fold(recipe: str, options: dict, k: int, samples, labels, fold) -> dict:
 
 def resize_agreement(run_dir: Path, int8_path: str, test) -> dict:
     """Top-1 agreement of the float model and of the int8 file with themselves when the fold's test
-    photos are resized the way consumers do (edge.data.resize.VARIANTS) instead of edge's way."""
-    from edge import formats
+    photos are resized the way consumers do (edge.data.resize.VARIANTS) instead of edge's way, and,
+    where MediaPipe's venv is found (edge.runtimes.mediapipe), under MediaPipe Tasks' ImageClassifier
+    given the photo files (the float model through an fp32 TFLite export of it)."""
+    from edge import export, formats
     from edge.data.images import load_variants
     from edge.data.resize import REFERENCE, RESIZERS
     from edge.rundir import MODEL_FILE
+    from edge.runtimes import mediapipe
 
     models = {"float": formats.load(run_dir / MODEL_FILE), "int8": formats.load(int8_path)}
     size = tuple(models["float"].spec.input_size)
     loaded = [load_variants(s.path, size, RESIZERS) for s in test]  # each photo decoded once
     stacks = {v: np.stack([images[v] for images in loaded]) for v in RESIZERS}
-    out = {}
+    out, own = {}, {}
     for name, predictor in models.items():
         top1 = {v: predictor(images).argmax(1) for v, images in stacks.items()}
-        ref = top1.pop(REFERENCE)
-        out[name] = {v: float(np.mean(t == ref)) for v, t in top1.items()}
+        own[name] = top1.pop(REFERENCE)
+        out[name] = {v: float(np.mean(t == own[name])) for v, t in top1.items()}
+    found = mediapipe.locate()
+    if found.python is None:
+        print(f"no MediaPipe column: {found.note}", flush=True)
+        return out
+    fp32 = export(run_dir, formats="tflite", quantize="fp32", out=run_dir / "export_fp32", quiet=True, force=True)
+    files = {"float": fp32.entries[0].path, "int8": int8_path}
+    answers = mediapipe.classify_files(found.python, list(files.values()), [s.path for s in test])
+    for name, path in files.items():
+        top1 = answers[Path(path)].top1
+        if top1 is not None:
+            out[name][mediapipe.KEY] = float(np.mean(np.asarray(top1) == own[name]))
     return out
 
 
@@ -280,18 +299,24 @@ def _by_variant(rows: list[dict]) -> dict:
     measured = [r["resize_agreement"] for r in rows if r.get("resize_agreement")]
     if not measured:
         return {}
-    return {model: {v: statistics.fmean(m[model][v] for m in measured) for v in measured[0][model]}
-            for model in measured[0]}
+    variants = {model: list(dict.fromkeys(v for m in measured for v in m[model])) for model in measured[0]}
+    return {model: {v: statistics.fmean(m[model][v] for m in measured if v in m[model]) for v in vs}
+            for model, vs in variants.items()}
 
 
 def add_resize_agreement(recipe: str, samples, fold) -> None:
-    """Measure resize agreement for rows of ``recipe`` that lack it, from the runs they left."""
+    """Measure resize agreement for rows of ``recipe`` that lack it (or its MediaPipe entry, where
+    MediaPipe's venv is found), from the runs they left."""
+    from edge.runtimes import mediapipe
+
+    want_mediapipe = mediapipe.locate().python is not None
     rows = load()
     for row in rows:
-        if row["recipe"] != recipe or row.get("resize_agreement"):
+        have = row.get("resize_agreement") or {}
+        if row["recipe"] != recipe or (have and (not want_mediapipe or mediapipe.KEY in have.get("float", {}))):
             continue
         run_dir = WORK / "cv" / recipe / f"fold{row['fold']}"
-        int8 = next((run_dir / "export").glob("*int8*.tflite"), None)
+        int8 = next((run_dir / "export").rglob("*int8*.tflite"), None)  # rejected/ when the gate failed
         if int8 is None:
             print(f"{recipe} fold {row['fold']}: no int8 file left in {run_dir}", flush=True)
             continue

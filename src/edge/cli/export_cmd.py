@@ -148,10 +148,22 @@ def entry_line(entry, width: int | None = None):
     mark = "[green]ok[/]" if entry.status == PASSED else f"[yellow]{entry.status}[/]" if entry.ok else "[red]FAIL[/]"
     name = Path(entry.path).name if entry.path else f"{entry.format} {entry.quantize}"
     facts = [f"{entry.size_bytes / 1e6:.2f} MB" if entry.size_bytes else "",
-             f"agree {entry.agreement:.1%}" if entry.agreement is not None else "",
+             f"agree {entry.agreement:.1%}" if entry.agreement is not None else "", changed_answers(entry),
              f"drop {entry.drop_pts:+.2f}" if entry.drop_pts is not None else "",
              f"convert {entry.export_seconds:.1f} s", f"verify {entry.verify_seconds:.1f} s"]
     return wrapped(f"{mark} {name}:", [f for f in facts if f], width or console.width)
+
+
+def changed_answers(entry) -> str:
+    """"4 answers changed (3 where Keras was unsure)": edge.verify's breakdown ("" when none changed)."""
+    if not entry.changed:
+        return ""
+    if entry.changed == 1:
+        return f"1 answer changed (Keras was {'unsure' if entry.changed_unsure else 'sure'})"
+    if entry.changed_unsure:
+        some = "all" if entry.changed_unsure == entry.changed else str(entry.changed_unsure)
+        return f"{entry.changed} answers changed ({some} where Keras was unsure)"
+    return f"{entry.changed} answers changed (Keras was sure of each)"
 
 
 REPORT_FIELDS = (

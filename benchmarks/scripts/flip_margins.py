@@ -1,0 +1,107 @@
+"""Which photos change their answer, and why: int8 and consumer-resize flips against the float model's margin.
+
+For each fold that ``train_cv.py`` left for a recipe (``benchmarks/out/cv/RECIPE/foldK``: the float
+Keras model, its int8 TFLite file, its test split), every test photo gets the float model's top-1
+margin (top-1 minus top-2 probability, with edge's own resize) and whether its top-1 changes
+
+* in the int8 file (edge's resize),
+* in the float model under each consumer resize (``edge.data.resize.VARIANTS``),
+* under MediaPipe Tasks given the photo file (fp32 TFLite; where MediaPipe's venv is found).
+
+Over the 5 folds every flowers-mini photo is tested once, so the table covers 500 photos. It shows
+how the flips concentrate on the photos the float model is unsure of, and how right the float model
+is on those: the agreement goals of issue #13 are goals on that low-margin band.
+
+    python benchmarks/scripts/flip_margins.py [--recipe defaults_now]
+
+Writes benchmarks/results/flip_margins.{json,md}. Skips (exit 0) without ../shared or without the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS, WORK, require_shared
+
+BANDS = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0001)  # float top-1 margin bands (upper bound exclusive)
+
+
+def fold_rows(run_dir: Path) -> list[dict]:
+    """One row per test photo of the fold: margin, float right, and which perturbations flip it."""
+    from edge import export, formats
+    from edge.data.images import load_variants
+    from edge.data.resize import REFERENCE, RESIZERS, VARIANTS
+    from edge.rundir import MODEL_FILE
+    from edge.runtimes import mediapipe
+
+    with open(run_dir / "split" / "test.csv") as fh:
+        test = list(csv.DictReader(fh))
+    labels = [line.strip() for line in (run_dir / "labels.txt").read_text().splitlines() if line.strip()]
+    truth = np.array([labels.index(r["label"]) for r in test])
+    model = formats.load(run_dir / MODEL_FILE)
+    int8 = formats.load(next((run_dir / "export").rglob("*int8*.tflite")))
+    size = tuple(model.spec.input_size)
+    loaded = [load_variants(r["path"], size, RESIZERS) for r in test]
+    stacks = {v: np.stack([images[v] for images in loaded]) for v in RESIZERS}
+    probs = model(stacks[REFERENCE])
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    own = probs.argmax(1)
+    flips = {"int8": int8(stacks[REFERENCE]).argmax(1) != own}
+    flips.update({v: model(stacks[v]).argmax(1) != own for v in VARIANTS})
+    found = mediapipe.locate()
+    if found.python is not None:
+        fp32 = export(run_dir, formats="tflite", quantize="fp32", out=run_dir / "export_fp32", quiet=True, force=True)
+        path = Path(fp32.entries[0].path)
+        top1 = mediapipe.classify_files(found.python, [path], [r["path"] for r in test])[path].top1
+        if top1 is not None:
+            flips[mediapipe.KEY] = np.asarray(top1) != own
+    return [{"margin": float(top2[i, 1] - top2[i, 0]), "float_right": bool(own[i] == truth[i]),
+             "flips": [name for name, f in flips.items() if f[i]], "checked": list(flips)} for i in range(len(test))]
+
+
+def table(rows: list[dict], perturbations: list[str]) -> list[str]:
+    md = ["| float margin | photos | float right | " + " | ".join(f"{p} flips" for p in perturbations) + " |",
+          "|---|---:|---:|" + "---:|" * len(perturbations)]
+    for low, high in zip(BANDS, BANDS[1:]):
+        band = [r for r in rows if low <= r["margin"] < high]
+        right = f"{np.mean([r['float_right'] for r in band]):.0%}" if band else "-"
+        counts = [sum(p in r["flips"] for r in band) for p in perturbations]
+        md.append(f"| {low:.1f}-{min(high, 1.0):.1f} | {len(band)} | {right} | " + " | ".join(map(str, counts)) + " |")
+    total = [sum(p in r["flips"] for r in rows) for p in perturbations]
+    right = np.mean([r["float_right"] for r in rows])
+    md.append(f"| all | {len(rows)} | {right:.0%} | " + " | ".join(
+        f"{c} ({1 - c / len(rows):.1%} agree)" for c in total) + " |")
+    return md
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="defaults_now", help="a recipe train_cv.py ran (its runs are kept)")
+    args = parser.parse_args()
+    runs = sorted((WORK / "cv" / args.recipe).glob("fold*"))
+    if not require_shared() or not require_shared(*runs[:1] or [WORK / "cv" / args.recipe / "fold0"]):
+        return 0
+    rows = []
+    for run_dir in runs:
+        rows += [{**r, "fold": run_dir.name} for r in fold_rows(run_dir)]
+        print(f"{run_dir.name}: {len(rows)} photos so far", flush=True)
+    perturbations = [p for p in rows[0]["checked"] if all(p in r["checked"] for r in rows)]  # measured on every fold
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "flip_margins.json").write_text(json.dumps({"recipe": args.recipe, "photos": rows}, indent=0))
+    md = [f"# Which photos change their answer ({args.recipe}, {len(runs)} CV folds, every photo tested once)", "",
+          "Float margin = the float model's top-1 minus top-2 probability with edge's resize. A flip = a different "
+          "top-1 from the float model's own: int8 = the int8 TFLite file (edge's resize); the resize variants = "
+          "the float model on the photo resized another way (edge.data.resize); mediapipe = MediaPipe Tasks "
+          "given the photo file (fp32 TFLite). \"float right\" = the float model's accuracy in that band.", "",
+          *table(rows, perturbations)]
+    (RESULTS / "flip_margins.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def fold_rows(run_dir: Path) -> list[dict]:
 def table(rows: list[dict], perturbations: list[str]) -> list[str]:
     md = ["| float margin | photos | float right | " + " | ".join(f"{p} flips" for p in perturbations) + " |",
           "|---|---:|---:|" + "---:|" * len(perturbations)]
-    for low, high in zip(BANDS, BANDS[1:]):
+    for low, high in itertools.pairwise(BANDS):
         band = [r for r in rows if low <= r["margin"] < high]
         right = f"{np.mean([r['float_right'] for r in band]):.0%}" if band else "-"
         counts = [sum(p in r["flips"] for r in band) for p in perturbations]

@@ -127,6 +127,9 @@ NOTES = {  # what the recipe names in the results mean
     "ft_epochs20": "today's defaults with 20 fine-tune epochs instead of 10 (the cosine stretched over 20)",
     "ft_from_block6": "today's defaults with fine-tuning from block_6_expand (blocks 6-16 trained on cached views "
                       "of block 6's input) instead of block_13_expand",
+    "ft_epochs5": "today's defaults with 5 fine-tune epochs instead of 10 (a time lever: the cosine over 5)",
+    "views1": "today's defaults with one cached view (the clean photo, no augmentation in the fine-tune; a time "
+              "lever: no augmented views to compute)",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }

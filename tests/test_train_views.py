@@ -40,6 +40,43 @@ def test_the_two_halves_compute_the_whole_model(small_model):
     assert len(small_model.layers) == 159  # cutting added no layer to the model itself
 
 
+def test_the_frozen_part_runs_in_litert_with_the_same_activations(small_model):
+    """On a CPU-only machine the view cache runs the frozen layers as an fp32 LiteRT model (faster
+    there); its activations must equal TensorFlow's to float rounding, for any batch size, quietly."""
+    from edge.train.model import FEATURES_LAYER
+    from edge.train.views import _LiteRTBottom, frozen_runner, split_model
+
+    cut = split_model(small_model, "block_13_expand", FEATURES_LAYER)
+    run = frozen_runner(cut)
+    assert isinstance(run, _LiteRTBottom)
+    rng = np.random.default_rng(1)
+    for n in (5, 2, 5):  # the batch size changes (a split's last batch is smaller)
+        x = rng.uniform(0, 255, (n, 64, 64, 3)).astype(np.float32)
+        expected = cut.bottom(x, training=False).numpy()
+        got = run(x)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
+
+
+def test_the_litert_frozen_part_is_quiet():
+    """LiteRT's native "Created TensorFlow Lite XNNPACK delegate" line must not reach the terminal (a
+    process of its own: pytest's own capture of file descriptor 2 would hide what edge does)."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\n"
+            "from edge.train.model import build_model, FEATURES_LAYER\n"
+            "from edge.train.views import split_model, frozen_runner\n"
+            "m, _ = build_model('mobilenet_v2', 3, 64, weights='none', alpha=0.35)\n"
+            "run = frozen_runner(split_model(m, 'block_13_expand', FEATURES_LAYER))\n"
+            "run(np.zeros((3, 64, 64, 3), np.float32)); run(np.zeros((2, 64, 64, 3), np.float32))\n"
+            "print(type(run).__name__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "_LiteRTBottom"
+    assert "XNNPACK" not in done.stderr and "fully_quantize" not in done.stderr, done.stderr
+
+
 def test_a_cut_across_a_skip_connection_is_refused(small_model):
     from edge.train.model import FEATURES_LAYER
     from edge.train.views import split_model

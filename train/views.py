@@ -10,12 +10,18 @@ by view), and every epoch trains only the top on one view (epoch ``e`` uses view
 in a fresh order).
 Stage 1's bottleneck features are the clean view run through the frozen top, so the backbone's
 expensive part sees each photo ``views`` times in the whole run, instead of once per epoch.
+On a machine without a GPU the frozen part runs as an fp32 LiteRT model (XNNPACK; ``frozen_runner``),
+about 1.8x TensorFlow's speed for MobileNetV2's bottom on 2 cores, with the same activations to
+float rounding (the weights are the same fp32 numbers).
 
 The two halves share the model's layers (and weights): training the top trains the model.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +30,8 @@ import numpy as np
 from edge.data.pipeline import image_dataset
 from edge.fileio import atomic_path
 from edge.keras_setup import keras, tf
+
+log = logging.getLogger(__name__)
 
 VIEWS_DIR = "views"
 # A view cache larger than this (all views of the train split, float16) uses fewer views; below one
@@ -146,8 +154,9 @@ class ViewCache:
                            resize_variants=self.resize_variants if view > 0 else ())
         out = np.empty((len(self.samples), *self.split.shape), np.float16)
         start = 0
+        run = frozen_runner(self.split)
         for images, _ in ds:
-            acts = self.split.bottom(images, training=False).numpy()
+            acts = run(images)
             out[start:start + len(acts)] = acts
             start += len(acts)
             if task is not None:
@@ -157,6 +166,55 @@ class ViewCache:
 
     def load(self, view: int, mmap: bool = True) -> np.ndarray:
         return np.load(self.path(view), mmap_mode="r" if mmap else None)
+
+
+def frozen_runner(split: SplitModel) -> Callable[[object], np.ndarray]:
+    """How the frozen part (``split.bottom``) turns a batch of images into activations: with a GPU
+    visible, TensorFlow; otherwise an fp32 LiteRT conversion of it (XNNPACK, every core), which is
+    what CPUs run fastest. Falls back to TensorFlow if the conversion fails (logged: speed only)."""
+    bottom = split.bottom
+    if tf.config.list_logical_devices("GPU"):
+        return lambda images: bottom(images, training=False).numpy()
+    try:
+        return _LiteRTBottom(bottom)
+    except Exception as exc:  # noqa: BLE001  (a speed-up only: TensorFlow computes the same activations)
+        log.info("The frozen layers run in TensorFlow (LiteRT conversion failed: %s)", exc)
+        return lambda images: bottom(images, training=False).numpy()
+
+
+class _LiteRTBottom:
+    """``split.bottom`` as an fp32 LiteRT interpreter, its batch size following the input."""
+
+    def __init__(self, bottom):
+        from ai_edge_litert.interpreter import Interpreter
+
+        from edge.logs import native_stderr_quiet
+        from edge.runtimes.tensorflow import variables_holder
+
+        h, w = bottom.input_shape[1:3]
+        fn = tf.function(lambda image: bottom(image, training=False), autograph=False,
+                         input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()],
+                                                                    variables_holder(bottom))
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        with native_stderr_quiet():  # the converter's and XNNPACK's native lines
+            self.interpreter = Interpreter(model_content=converter.convert(), num_threads=threads or None)
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+        self.batch = None
+
+    def __call__(self, images) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        if len(images) != self.batch:
+            from edge.logs import native_stderr_quiet
+
+            self.interpreter.resize_tensor_input(self.input, list(images.shape))
+            with native_stderr_quiet():  # XNNPACK's "Created ... delegate" line comes with the tensors
+                self.interpreter.allocate_tensors()
+            self.batch = len(images)
+        self.interpreter.set_tensor(self.input, images)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output)
 
 
 def pooled_features(split: SplitModel, activations: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -60,7 +60,8 @@ def fold_rows(run_dir: Path) -> list[dict]:
         top1 = mediapipe.classify_files(found.python, [path], [r["path"] for r in test])[path].top1
         if top1 is not None:
             flips[mediapipe.KEY] = np.asarray(top1) != own
-    return [{"margin": float(top2[i, 1] - top2[i, 0]), "float_right": bool(own[i] == truth[i]),
+    return [{"photo": "/".join(Path(test[i]["path"]).parts[-2:]), "margin": round(float(top2[i, 1] - top2[i, 0]), 4),
+             "float_right": bool(own[i] == truth[i]),
              "flips": [name for name, f in flips.items() if f[i]], "checked": list(flips)} for i in range(len(test))]
 
 
@@ -92,7 +93,8 @@ def main() -> int:
         print(f"{run_dir.name}: {len(rows)} photos so far", flush=True)
     perturbations = [p for p in rows[0]["checked"] if all(p in r["checked"] for r in rows)]  # measured on every fold
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "flip_margins.json").write_text(json.dumps({"recipe": args.recipe, "photos": rows}, indent=0))
+    photos = ",\n".join(json.dumps(r) for r in rows)  # one photo a line
+    (RESULTS / "flip_margins.json").write_text(f'{{"recipe": {json.dumps(args.recipe)}, "photos": [\n{photos}\n]}}\n')
     md = [f"# Which photos change their answer ({args.recipe}, {len(runs)} CV folds, every photo tested once)", "",
           "Float margin = the float model's top-1 minus top-2 probability with edge's resize. A flip = a different "
           "top-1 from the float model's own: int8 = the int8 TFLite file (edge's resize); the resize variants = "

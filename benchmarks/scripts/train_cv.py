@@ -130,6 +130,8 @@ NOTES = {  # what the recipe names in the results mean
     "ft_epochs5": "today's defaults with 5 fine-tune epochs instead of 10 (a time lever: the cosine over 5)",
     "views1": "today's defaults with one cached view (the clean photo, no augmentation in the fine-tune; a time "
               "lever: no augmented views to compute)",
+    "ft_lr3e-4": "today's defaults with a fine-tune peak learning rate of 3e-4 instead of 1e-4",
+    "ft_lr3e-5": "today's defaults with a fine-tune peak learning rate of 3e-5 instead of 1e-4",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }

@@ -312,7 +312,7 @@ def test_int8_auto_tries_remedies_and_reports_them(trained_run, synth_data, tmp_
 
 
 def test_int8_auto_tflite_remedies_run_in_order(trained_run, synth_data, tmp_path, monkeypatch):
-    """TFLite's remedies: more calibration, float fallback for the worst ops, then QAT -- all real."""
+    """TFLite's remedies: more calibration, QAT (the file stays int8), then float fallback for the worst ops -- all real."""
     import dataclasses
 
     from edge import formats
@@ -328,7 +328,7 @@ def test_int8_auto_tflite_remedies_run_in_order(trained_run, synth_data, tmp_pat
     (entry,) = report.entries
     remedies = [a["remedy"] for a in entry.attempts]
     assert remedies[0] == "post-training int8" and remedies[1].startswith("calibration x4")
-    assert remedies[2:] == ["float fallback for the 5 worst ops", "quantization-aware training"]
+    assert remedies[2:] == ["quantization-aware training", "float fallback for the 5 worst ops"]
     assert all(a["status"] == "failed" and a["size_bytes"] > 0 for a in entry.attempts), entry.attempts
     assert entry.status == "failed" and "--int8-auto tried 3 remedies" in entry.reason
     assert not (out / f"{report.model_name}_int8.tflite").exists() and (out / "rejected").is_dir()

@@ -90,6 +90,20 @@ def main() -> int:
     return 0
 
 
+NOTES = {  # what the row names in the results mean
+    "default": "the defaults of 2026-11-28 (3 cached views, cosine), the frozen layers run by TensorFlow; measured "
+               "in an earlier session",
+    "images_constant_0.1": "the fine-tune before cached views (images every epoch, constant rate, early stopping, "
+                           "label smoothing 0.1), measured beside `default`",
+    "default_litert": "today's defaults: as `default`, the frozen layers run by LiteRT (XNNPACK) for the caches",
+    "default_litert_rerun": "`default_litert` again, later in the same session (how much the time moves run to run)",
+    "previous_fine_tune_same_session": "`images_constant_0.1` again, in the session of `default_litert`",
+    "views1": "today's defaults with one cached view (no augmented views to compute); its 10 fine-tune epochs "
+              "took 143 s where the same work took 96 and 100 s in the two default_litert runs: this shared "
+              "machine's time moves that much from run to run",
+}
+
+
 def write_md(rows: list[dict]) -> None:
     machine = rows[-1]["machine"]
     phases = sorted({k for r in rows for k in r["timings"] if k != "total_s"})
@@ -105,6 +119,7 @@ def write_md(rows: list[dict]) -> None:
         md.append(f"| {r['recipe']} | `{json.dumps(r['options'])}` | {counts['train']} / {counts['val']} / "
                   f"{counts['test']} | " + " | ".join(str(r["timings"].get(p, "-")) for p in phases)
                   + f" | {r['wall_s'] / 60:.1f} | {r['epochs_run']} | {', '.join(r['load_average_end'])} |")
+    md += ["", *(f"* **{r['recipe']}**: {NOTES[r['recipe']]}" for r in rows if r["recipe"] in NOTES)]
     OUT_MD.write_text("\n".join(md) + "\n")
 
 

@@ -2,9 +2,10 @@
 
 1. more calibration images (4x, up to the whole training split);
 2. per-channel weight scales (for a format whose export asked for per-tensor);
-3. mixed precision: the ops with the largest int8 error (LiteRT's quantization debugger) in float.
-Quantization-aware training (``qat``) comes last. Which apply to a format is the format's
-``remedies`` field.
+3. (quantization-aware training, ``qat``, for the formats that offer it: it keeps the file int8);
+4. mixed precision: the ops with the largest int8 error (LiteRT's quantization debugger) in float,
+   the last resort since it grows the file.
+Which apply to a format is the format's ``remedies`` field; the order is ``edge.export.remedies.REGISTRY``.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ def _float_fallback(ctx: ExportContext, fmt: Format) -> Entry:
     return entry
 
 
-REMEDIES = [
+BEFORE_QAT = [
     Remedy("more-calibration",
            lambda ctx: f"calibration x{MORE_CALIBRATION_FACTOR} ({len(ctx.calibration(_more_count(ctx)))} images)",
            _more_calibration, _more_available),
     Remedy("per-channel", lambda ctx: "per-channel weights", _per_channel,
            lambda ctx, fmt: not ctx.options.per_channel),
-    Remedy("float-fallback", lambda ctx: f"float fallback for the {FLOAT_LAYERS} worst ops", _float_fallback),
 ]
+AFTER_QAT = [Remedy("float-fallback", lambda ctx: f"float fallback for the {FLOAT_LAYERS} worst ops", _float_fallback)]

@@ -2,7 +2,8 @@
 
 tensorflow-model-optimization works on tf_keras only, which is what edge runs on everywhere
 (``edge.keras_setup``), so importing it here cannot switch the other converters' Keras. It is the
-``qat`` remedy: the last one ``--int8-auto`` tries, and the way ``--qat`` makes int8 directly. The
+``qat`` remedy: the one ``--int8-auto`` tries after the post-training ones that keep the file
+int8 and before the float fallback, and the way ``--qat`` makes int8 directly. The
 model is already a flat functional graph; every layer is annotated except the ``preprocess``
 Rescaling layer, which tfmot does not support (it stays float and is calibrated by the
 representative set). Two departures from tfmot's defaults make QAT work on real pretrained

@@ -67,7 +67,7 @@ def export(
     calibration_count: int = typer.Option(DEFAULTS.calibration_count, "--calibration-count", help="Representative images from the training split for int8 calibration."),
     opset: int = typer.Option(DEFAULTS.opset, "--opset", help="ONNX opset."),
     per_channel: bool = typer.Option(DEFAULTS.per_channel, "--per-channel/--per-tensor", help="ONNX int8: per-channel weight scales."),
-    int8_auto: bool = typer.Option(DEFAULTS.int8_auto, "--int8-auto", help="When int8 misses the budget, try more calibration, per-channel, float fallback for the worst layers, then QAT."),
+    int8_auto: bool = typer.Option(DEFAULTS.int8_auto, "--int8-auto", help="When int8 misses the budget, try more calibration, per-channel, QAT, then float for the worst layers."),
     qat: bool = typer.Option(DEFAULTS.qat, "--qat", help="int8 via quantization-aware training on the training split, for formats that offer it (TFLite)."),
     qat_epochs: int = typer.Option(DEFAULTS.qat_epochs, "--qat-epochs", help="Epochs of quantization-aware fine-tuning."),
     verify: bool = typer.Option(DEFAULTS.verify, "--verify/--no-verify", help="Run every artifact against the Keras model (the gate)."),

@@ -19,7 +19,11 @@ def test_demo_smoke_run_makes_every_artifact_and_a_bench(tmp_path, edge_cli):
     assert formats == {"tflite", "onnx", "coreml"}
     bench = json.loads((out / "exports" / "bench.json").read_text())
     assert bench["models"] and all(row["accuracy"] is not None for row in bench["models"])
-    assert (out / "exports" / "bench.png").stat().st_size > 5000
+    timed = [row for row in bench["models"] if row.get("p50_ms") is not None]
+    if timed:  # the chart plots accuracy against latency
+        assert (out / "exports" / "bench.png").stat().st_size > 5000
+    else:  # a 2-epoch model can be so unsure that the gate rejects every file this OS times (seen under load)
+        assert not (out / "exports" / "bench.png").exists() and done.returncode == 1
     assert "Result:" in done.stdout and (out / "runs" / "shapes" / "spec.json").is_file()
     assert (done.returncode == 0) == (report["ok"] and bench["ok"])
     # a second run with --force replaces edge's own demo (it carries edge's markers)

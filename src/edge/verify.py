@@ -7,10 +7,10 @@ less than ``UNSURE_MARGIN`` above its second), and how many it had wrong anyway.
 ``edge bench`` share this code; the budget a result must meet lives with each format.
 
 Why the breakdown: over the 500 flowers-mini photos of a 5-fold cross-validation, 17 of the 18
-answers post-training int8 changed, and every answer a consumer's resize changed but 4, were on the
-13% of photos with a reference margin under 0.6, where the float model was right only half the
-time (``benchmarks/results/flip_margins.md``). A changed answer on a confident photo is the one to
-worry about.
+answers post-training int8 changed, and 50 of the 54 that another app's resize or MediaPipe Tasks
+changed, were on the 13% of photos with a reference margin under 0.6, where the float model was
+right only half the time (``benchmarks/results/flip_margins.md``). A changed answer on a confident
+photo is the one to worry about.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def test_demo_smoke_run_makes_every_artifact_and_a_bench(tmp_path, edge_cli):
     timed = [row for row in bench["models"] if row.get("p50_ms") is not None]
     if timed:  # the chart plots accuracy against latency
         assert (out / "exports" / "bench.png").stat().st_size > 5000
-    else:  # a 2-epoch model can be so unsure that the gate rejects every file this OS times (seen under load)
+    else:  # a 2-epoch model can be so unsure that the gate rejects every file this OS times (seen once)
         assert not (out / "exports" / "bench.png").exists() and done.returncode == 1
     assert "Result:" in done.stdout and (out / "runs" / "shapes" / "spec.json").is_file()
     assert (done.returncode == 0) == (report["ok"] and bench["ok"])

@@ -132,6 +132,8 @@ NOTES = {  # what the recipe names in the results mean
               "lever: no augmented views to compute)",
     "ft_lr3e-4": "today's defaults with a fine-tune peak learning rate of 3e-4 instead of 1e-4",
     "ft_lr3e-5": "today's defaults with a fine-tune peak learning rate of 3e-5 instead of 1e-4",
+    "defaults_now_seed7": "defaults_now with seed 7 (same folds and splits): run-to-run noise of today's recipe",
+    "ft_lr3e-4_seed7": "ft_lr3e-4 with seed 7: a second draw of the learning-rate lever",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }

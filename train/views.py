@@ -20,9 +20,9 @@ The two halves share the model's layers (and weights): training the top trains t
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,11 @@ class SplitModel:
     @property
     def bytes_per_view(self) -> int:
         return int(np.prod(self.shape)) * 2  # float16
+
+    @cached_property
+    def run_bottom(self) -> Callable[[object], np.ndarray]:
+        """``frozen_runner(self)``, built once (a LiteRT conversion takes about 2 s) for every view of every split."""
+        return frozen_runner(self)
 
 
 def split_model(model, start_layer: str, features_layer: str) -> SplitModel | None:
@@ -154,9 +159,8 @@ class ViewCache:
                            resize_variants=self.resize_variants if view > 0 else ())
         out = np.empty((len(self.samples), *self.split.shape), np.float16)
         start = 0
-        run = frozen_runner(self.split)
         for images, _ in ds:
-            acts = run(images)
+            acts = self.split.run_bottom(images)
             out[start:start + len(acts)] = acts
             start += len(acts)
             if task is not None:
@@ -173,13 +177,12 @@ def frozen_runner(split: SplitModel) -> Callable[[object], np.ndarray]:
     visible, TensorFlow; otherwise an fp32 LiteRT conversion of it (XNNPACK, every core), which is
     what CPUs run fastest. Falls back to TensorFlow if the conversion fails (logged: speed only)."""
     bottom = split.bottom
-    if tf.config.list_logical_devices("GPU"):
-        return lambda images: bottom(images, training=False).numpy()
-    try:
-        return _LiteRTBottom(bottom)
-    except Exception as exc:  # noqa: BLE001  (a speed-up only: TensorFlow computes the same activations)
-        log.info("The frozen layers run in TensorFlow (LiteRT conversion failed: %s)", exc)
-        return lambda images: bottom(images, training=False).numpy()
+    if not tf.config.list_logical_devices("GPU"):
+        try:
+            return _LiteRTBottom(bottom)
+        except Exception as exc:  # noqa: BLE001  (a speed-up only: TensorFlow computes the same activations)
+            log.info("The frozen layers run in TensorFlow (LiteRT conversion failed: %s)", exc)
+    return lambda images: bottom(images, training=False).numpy()
 
 
 class _LiteRTBottom:
@@ -189,16 +192,15 @@ class _LiteRTBottom:
         from ai_edge_litert.interpreter import Interpreter
 
         from edge.logs import native_stderr_quiet
-        from edge.runtimes.tensorflow import variables_holder
+        from edge.runtimes.tensorflow import thread_count, variables_holder
 
         h, w = bottom.input_shape[1:3]
         fn = tf.function(lambda image: bottom(image, training=False), autograph=False,
                          input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
         converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()],
                                                                     variables_holder(bottom))
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         with native_stderr_quiet():  # the converter's and XNNPACK's native lines
-            self.interpreter = Interpreter(model_content=converter.convert(), num_threads=threads or None)
+            self.interpreter = Interpreter(model_content=converter.convert(), num_threads=thread_count())
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.batch = None

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 from common import RESULTS, WORK, require_shared
+from train_cv import mediapipe_top1
 
 BANDS = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0001)  # float top-1 margin bands (upper bound exclusive)
 
 
 def fold_rows(run_dir: Path) -> list[dict]:
     """One row per test photo of the fold: margin, float right, and which perturbations flip it."""
-    from edge import export, formats
+    from edge import formats
     from edge.data.images import load_variants
     from edge.data.resize import REFERENCE, RESIZERS, VARIANTS
     from edge.rundir import MODEL_FILE
@@ -53,13 +54,9 @@ def fold_rows(run_dir: Path) -> list[dict]:
     own = probs.argmax(1)
     flips = {"int8": int8(stacks[REFERENCE]).argmax(1) != own}
     flips.update({v: model(stacks[v]).argmax(1) != own for v in VARIANTS})
-    found = mediapipe.locate()
-    if found.python is not None:
-        fp32 = export(run_dir, formats="tflite", quantize="fp32", out=run_dir / "export_fp32", quiet=True, force=True)
-        path = Path(fp32.entries[0].path)
-        top1 = mediapipe.classify_files(found.python, [path], [r["path"] for r in test])[path].top1
-        if top1 is not None:
-            flips[mediapipe.KEY] = np.asarray(top1) != own
+    answers = mediapipe_top1(run_dir, {}, [r["path"] for r in test])
+    if "float" in answers:
+        flips[mediapipe.KEY] = answers["float"] != own
     return [{"photo": "/".join(Path(test[i]["path"]).parts[-2:]), "margin": round(float(top2[i, 1] - top2[i, 0]), 4),
              "float_right": bool(own[i] == truth[i]),
              "flips": [name for name, f in flips.items() if f[i]], "checked": list(flips)} for i in range(len(test))]

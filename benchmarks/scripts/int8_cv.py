@@ -25,6 +25,7 @@ import statistics
 import time
 
 from common import RESULTS, WORK, require_shared
+from train_cv import _mean_std
 
 METHODS = {"ptq": {}, "qat": {"qat": True}, "auto": {"int8_auto": True}}
 OUT_JSON = RESULTS / "int8_cv.json"
@@ -45,13 +46,6 @@ def run(recipe: str, method: str, fold_dir) -> dict:
             "remedy": entry.details.get("remedy", "")}
 
 
-def _mean_std(values: list[float]) -> str:
-    values = [100 * v for v in values if v is not None]
-    if not values:
-        return "-"
-    return f"{statistics.fmean(values):.1f} +- {statistics.stdev(values) if len(values) > 1 else 0.0:.1f}"
-
-
 def table(rows: list[dict]) -> list[str]:
     md = ["| recipe | method | folds | int8 top-1 | float top-1 | agreement | answers changed (float unsure) | "
           "gate passed | MB | s per fold |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -65,6 +59,16 @@ def table(rows: list[dict]) -> list[str]:
                   f"{sum(r['status'] == 'passed' for r in rs)}/{len(rs)} | {statistics.fmean(r['size_mb'] for r in rs):.2f} | "
                   f"{statistics.fmean(r['seconds'] for r in rs):.0f} |")
     return md
+
+
+def write_md(rows: list[dict]) -> None:
+    OUT_MD.write_text("\n".join([
+        "# int8 TFLite by method, over the 5 CV folds of a recipe (100 test photos a fold)", "",
+        "Each fold's run from `train_cv.py`, exported with `edge export --formats tflite --quantize int8` "
+        "and the method's option; the gate verifies it on the fold's test photos (drop <= 1 point). "
+        "\"answers changed (float unsure)\": photos whose int8 top-1 differs from the float model's, over all "
+        "folds, and of them how many the float model was unsure of (margin < edge.verify.UNSURE_MARGIN).", "",
+        *table(rows)]) + "\n")
 
 
 def main() -> int:
@@ -91,13 +95,7 @@ def main() -> int:
             rows = [r for r in rows if (r["recipe"], r["method"], r["fold"]) != key] + [row]
             RESULTS.mkdir(parents=True, exist_ok=True)
             OUT_JSON.write_text(json.dumps({"rows": rows}, indent=1))
-            OUT_MD.write_text("\n".join([
-                "# int8 TFLite by method, over the 5 CV folds of a recipe (100 test photos a fold)", "",
-                "Each fold's run from `train_cv.py`, exported with `edge export --formats tflite --quantize int8` "
-                "and the method's option; the gate verifies it on the fold's test photos (drop <= 1 point). "
-                "\"answers changed (float unsure)\": photos whose int8 top-1 differs from the float model's, over all "
-                "folds, and of them how many the float model was unsure of (margin < edge.verify.UNSURE_MARGIN).", "",
-                *table(rows)]) + "\n")
+            write_md(rows)
     print(OUT_MD.read_text())
     return 0
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FLOWERS, RESULTS, WEIGHTS, WORK, require_shared
+from common import FLOWERS, RESULTS, ROOT, WEIGHTS, WORK, require_shared
 
 K = 5
 SEED = 42
@@ -175,7 +175,7 @@ def resize_agreement(run_dir: Path, int8_path: str, test) -> dict:
     photos are resized the way consumers do (edge.data.resize.VARIANTS) instead of edge's way, and,
     where MediaPipe's venv is found (edge.runtimes.mediapipe), under MediaPipe Tasks' ImageClassifier
     given the photo files (the float model through an fp32 TFLite export of it)."""
-    from edge import export, formats
+    from edge import formats
     from edge.data.images import load_variants
     from edge.data.resize import REFERENCE, RESIZERS
     from edge.rundir import MODEL_FILE
@@ -190,18 +190,27 @@ def resize_agreement(run_dir: Path, int8_path: str, test) -> dict:
         top1 = {v: predictor(images).argmax(1) for v, images in stacks.items()}
         own[name] = top1.pop(REFERENCE)
         out[name] = {v: float(np.mean(t == own[name])) for v, t in top1.items()}
-    found = mediapipe.locate()
+    for name, top1 in mediapipe_top1(run_dir, {"int8": int8_path}, [s.path for s in test]).items():
+        out[name][mediapipe.KEY] = float(np.mean(top1 == own[name]))
+    return out
+
+
+def mediapipe_top1(run_dir: Path, tflite: dict[str, str], photos: list[str]) -> dict[str, np.ndarray]:
+    """MediaPipe Tasks' top-1 on the photo files for the run's float model (as an fp32 TFLite export,
+    ``"float"``) and each of ``tflite`` (name -> file); {} where MediaPipe's venv is not found, without
+    the models MediaPipe refuses."""
+    from edge import export
+    from edge.runtimes import mediapipe
+
+    found = mediapipe.locate(cwd=ROOT)  # the repository's .venv-mediapipe, wherever the script runs from
     if found.python is None:
         print(f"no MediaPipe column: {found.note}", flush=True)
-        return out
+        return {}
     fp32 = export(run_dir, formats="tflite", quantize="fp32", out=run_dir / "export_fp32", quiet=True, force=True)
-    files = {"float": fp32.entries[0].path, "int8": int8_path}
-    answers = mediapipe.classify_files(found.python, list(files.values()), [s.path for s in test])
-    for name, path in files.items():
-        top1 = answers[Path(path)].top1
-        if top1 is not None:
-            out[name][mediapipe.KEY] = float(np.mean(np.asarray(top1) == own[name]))
-    return out
+    files = {"float": fp32.entries[0].path, **tflite}
+    answers = mediapipe.classify_files(found.python, list(files.values()), photos)
+    return {name: np.asarray(answers[Path(path)].top1) for name, path in files.items()
+            if answers[Path(path)].top1 is not None}
 
 
 def load() -> list[dict]:
@@ -316,7 +325,7 @@ def add_resize_agreement(recipe: str, samples, fold) -> None:
     MediaPipe's venv is found), from the runs they left."""
     from edge.runtimes import mediapipe
 
-    want_mediapipe = mediapipe.locate().python is not None
+    want_mediapipe = mediapipe.locate(cwd=ROOT).python is not None
     rows = load()
     for row in rows:
         have = row.get("resize_agreement") or {}

@@ -51,8 +51,8 @@ def compare(reference_probs: np.ndarray, candidate_probs: np.ndarray, labels: np
     if reference_probs.shape != candidate_probs.shape:
         raise ValueError(f"output shapes differ: reference {reference_probs.shape}, candidate {candidate_probs.shape}")
     close = metrics.agreement(reference_probs, candidate_probs)
-    ref_top1 = reference_probs.argmax(1) if len(labels) else np.zeros(0, int)
-    changed = ref_top1 != (candidate_probs.argmax(1) if len(labels) else ref_top1)
+    ref_top1 = reference_probs.argmax(1)
+    changed = ref_top1 != candidate_probs.argmax(1)
     accuracy = metrics.top_k_accuracy(labels, candidate_probs, 1)
     reference_accuracy = metrics.top_k_accuracy(labels, reference_probs, 1)
     return Verification(

@@ -80,3 +80,31 @@ def test_training_pipeline_draws_a_filter_per_image_reproducibly(tmp_path):
     assert len(set(drawn)) >= 3  # several filters over 12 images
     assert not np.array_equal(mixed, stack(resize_variants=tuple(RESIZERS), seed=8))  # another seed, other draws
     np.testing.assert_array_equal(stack(), per_image[REFERENCE])  # no variants: edge's own resize
+
+
+def test_views_of_one_decode_are_what_separate_passes_give(tmp_path, monkeypatch):
+    """view_dataset: every view of a photo from one decode, each the images image_dataset would give."""
+    from edge.data import pipeline
+    from edge.data.pipeline import View, image_dataset, view_dataset
+    from edge.rundir import Sample
+
+    rng = np.random.default_rng(3)
+    samples = []
+    for i in range(7):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (80, 60, 3), dtype=np.uint8)).save(path)
+        samples.append(Sample(str(path), i % 2))
+    decoded = []
+    original = pipeline.load_variants
+    monkeypatch.setattr(pipeline, "load_variants", lambda path, *a: (decoded.append(path), original(path, *a))[1])
+    views = [View(seed=1), View(seed=7, resize_variants=tuple(RESIZERS)), View(seed=9, augment=True)]
+    batches = list(view_dataset(samples, (32, 32), 3, views))
+    assert sorted(decoded) == sorted(s.path for s in samples)  # one decode per photo for all three views
+    assert [len(b) for b in batches] == [3, 3, 3] and [len(b[0]) for b in batches] == [3, 3, 1]
+    got = [np.concatenate([b[i].numpy() for b in batches]) for i in range(3)]
+    for view, images in zip(views[:2], got):
+        expected = np.concatenate([x.numpy() for x, _ in image_dataset(
+            samples, (32, 32), 3, cache=False, seed=view.seed, resize_variants=view.resize_variants)])
+        np.testing.assert_array_equal(images, expected)
+    assert got[2].shape == got[0].shape and not np.array_equal(got[2], got[0])  # the augmented view differs
+    assert got[2].min() >= 0 and got[2].max() <= 255

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from edge.backbones import get_backbone, resolve_weights
 from edge.console import console, progress
 from edge.data.scan import ScannedData, scan
@@ -169,12 +167,15 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
         model, normalization = build_model(config.backbone, len(scanned.labels), image_size, config.weights,
                                            config.alpha, config.dropout)
     pretrained = config.weights not in ("none", "", None)
+    from edge.train.evaluation import Evaluator
+
     stages, timings, stage_metrics = [], {}, {}
+    evaluator = Evaluator(model, image_size, config.batch_size)
     log_dir = run / LOG_DIR
     with say.progress() as bar:
         if pretrained:
-            stages += _pretrained_stages(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy, say,
-                                         timings, stage_metrics)
+            stages, evaluator = _pretrained_stages(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy, say,
+                                             timings, stage_metrics)
         else:
             stages.append(train_images("scratch", model, splits, image_size, config, ckpt_dir, log_dir, bar,
                                        strategy, config.epochs, config.learning_rate))
@@ -182,7 +183,7 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
         timings[f"{stage.name}_s"] = round(stage.seconds, 2)
 
     keras.mixed_precision.set_global_policy("float32")
-    metrics = _evaluate(model, splits, image_size, config.batch_size, scanned.labels)
+    metrics = evaluator.report(splits, scanned.labels)
     metrics["stages"] = {**stage_metrics, stages[-1].name: {k: metrics[k]["accuracy"] for k in ("val", "test") if k in metrics}}
     metrics["timings"] = {**timings, "total_s": round(time.perf_counter() - started, 2)}
     metrics["best_epoch"] = {s.name: s.best_epoch for s in stages}
@@ -211,11 +212,13 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
 
 
 def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir: Path, log_dir: Path, bar, strategy,
-                       say, timings: dict, stage_metrics: dict) -> list:
+                       say, timings: dict, stage_metrics: dict) -> tuple[list, object]:
     """Stage 1 (head on cached bottlenecks) and stage 2 (fine-tuning): on cached views of the frozen
-    layers' activations (edge.train.views) when the cut allows, else on images."""
+    layers' activations (edge.train.views) when the cut allows, else on images. Returns the stages
+    and the Evaluator of the run (through the cut when there is one)."""
     from edge.data.resize import RESIZERS
     from edge.train import views
+    from edge.train.evaluation import Evaluator
     from edge.train.model import FEATURES_LAYER, set_trainable
     from edge.train.stages import fine_tune_on_views, train_head, train_images
 
@@ -223,59 +226,30 @@ def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir:
     start_layer = config.fine_tune_from or get_backbone(config.backbone).fine_tune_from
     with strategy.scope():  # the cut models train under the strategy (the top is fitted, its metrics mirrored)
         planned = views.plan(model, config, start_layer, FEATURES_LAYER, len(splits["train"]))
-    caches = bottlenecks = None
+    caches = bottlenecks = cut = None
     start = time.perf_counter()
     if planned is not None:
         cut, view_count = planned
         variants = tuple(RESIZERS) if config.resize_augment else ()
         caches = {part: views.ViewCache(ckpt_dir / views.VIEWS_DIR, cut, splits[part], image_size, config.batch_size,
                                         config.seed, part, variants) for part in ("train", "val")}
-        bottlenecks = views.bottlenecks(cut, caches, bar)
-    views_seconds = time.perf_counter() - start
+        bottlenecks = views.bottlenecks(cut, caches, view_count, bar)  # every view, in one pass
+        timings["views_cache_s"] = round(time.perf_counter() - start, 2)
+    evaluator = Evaluator(model, image_size, config.batch_size, cut)
     head, cache_seconds = train_head(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy, bottlenecks)
-    timings["bottleneck_cache_s"] = round(views_seconds if caches is not None else cache_seconds, 2)
+    if caches is None:
+        timings["bottleneck_cache_s"] = round(cache_seconds, 2)
     if config.fine_tune_epochs == 0:  # without fine-tuning the final evaluation covers stage 1
-        return [head]
-    stage_metrics["head"] = _quick_eval(model, splits, image_size, config.batch_size)
+        return [head], evaluator
+    stage_metrics["head"] = evaluator.accuracy(splits)
     if caches is None:
         return [head, train_images("fine_tune", model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy,
-                                   config.fine_tune_epochs, config.fine_tune_learning_rate)]
-    start = time.perf_counter()
-    paths = caches["train"].ensure(view_count, bar)
-    timings["views_cache_s"] = round(time.perf_counter() - start, 2)
+                                   config.fine_tune_epochs, config.fine_tune_learning_rate)], evaluator
+    paths = [caches["train"].path(v) for v in range(view_count)]
     if view_count < config.fine_tune_views and config.augment:
         say(f"[yellow]note:[/] {view_count} cached view(s) of the training images instead of {config.fine_tune_views}: "
             f"more would not fit the cache's {views.MAX_CACHE_BYTES / 2**30:.0f} GiB.")
-    return [head, fine_tune_on_views(model, cut, caches, paths, config, ckpt_dir, log_dir, bar, strategy)]
-
-
-def _predict(model, samples, size, batch_size):
-    from edge.data.pipeline import image_dataset
-
-    if not samples:
-        return np.zeros((0, model.output.shape[-1]), np.float32)
-    ds = image_dataset(samples, size, max(batch_size, 64), cache=False)
-    return np.concatenate([model(x, training=False).numpy() for x, _ in ds]).astype(np.float32)
-
-
-def _quick_eval(model, splits, size, batch_size) -> dict:
-    out = {}
-    for name in ("val", "test"):
-        if splits[name]:
-            probs = _predict(model, splits[name], size, batch_size)
-            out[name] = float(np.mean(probs.argmax(1) == np.array([s.label for s in splits[name]])))
-    return out
-
-
-def _evaluate(model, splits, size, batch_size, labels) -> dict:
-    from edge.metrics import classification_report
-
-    metrics = {}
-    for name in ("val", "test"):
-        if splits[name]:
-            probs = _predict(model, splits[name], size, batch_size)
-            metrics[name] = classification_report(np.array([s.label for s in splits[name]]), probs, labels)
-    return metrics
+    return [head, fine_tune_on_views(model, cut, caches, paths, config, ckpt_dir, log_dir, bar, strategy)], evaluator
 
 
 def _write_outputs(run: Path, model, spec: ModelSpec, metrics: dict, stages) -> None:

@@ -5,9 +5,9 @@ the forward pass). Run on images, every epoch pays the frozen 86% again for ever
 model is cut where the trainable part begins (``split_model``): the frozen part turns each
 training photo into activations once per *view* (view 0 the photo as it is, views 1.. augmented,
 each with its own seed; with ``resize_augment`` each photo of an augmented view is also resized
-with a filter drawn from ``edge.data.resize.RESIZERS``), stored on disk as float16 (resumable view
-by view), and every epoch trains only the top on one view (epoch ``e`` uses view ``e mod views``,
-in a fresh order).
+with a filter drawn from ``edge.data.resize.RESIZERS``), all views in one pass that decodes each
+photo once, stored on disk as float16 (a resumed run reuses the views on disk), and every epoch
+trains only the top on one view (epoch ``e`` uses view ``e mod views``, in a fresh order).
 Stage 1's bottleneck features are the clean view run through the frozen top, so the backbone's
 expensive part sees each photo ``views`` times in the whole run, instead of once per epoch.
 On a machine without a GPU the frozen part runs as an fp32 LiteRT model (XNNPACK; ``frozen_runner``),
@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from edge.data.pipeline import image_dataset
+from edge.data.pipeline import View, view_dataset
 from edge.fileio import atomic_path
 from edge.keras_setup import keras, tf
 
@@ -110,8 +111,8 @@ def views_that_fit(requested: int, count: int, bytes_per_view: int, budget: int 
 class ViewCache:
     """The frozen part's activations of one split, one ``.npy`` (float16) per view, in ``directory``.
 
-    A view is written aside and renamed when complete, so an interrupted run keeps the finished
-    views and computes only the rest. A cache of another split (other images) is replaced.
+    Views are written aside and renamed when their pass is complete, so a resumed run computes
+    only the views not on disk. A cache of another split (other images) is replaced.
     """
 
     def __init__(self, directory: Path, split: SplitModel, samples, size, batch_size: int, seed: int, name: str,
@@ -141,32 +142,44 @@ class ViewCache:
             np.save(fh, self.labels)
 
     def ensure(self, views: int, progress=None) -> list[Path]:
-        """Compute the views not on disk yet; return the paths of views ``0..views-1``."""
+        """Compute the views not on disk yet (in one pass); return the paths of views ``0..views-1``."""
         self._drop_if_stale()
         missing = [v for v in range(views) if not self.path(v).is_file()]
-        task = None
-        if missing and progress is not None:
-            what = f"Caching {self.name} activations" + (f" ({views} views)" if views > 1 else "")
-            task = progress.add_task(what, total=len(missing) * len(self.samples), info="")
-        for view in missing:
-            self._compute(view, progress, task)
+        if missing:
+            task = None
+            if progress is not None:
+                what = f"Caching {self.name} activations" + (f" ({len(missing)} views)" if len(missing) > 1 else "")
+                task = progress.add_task(what, total=len(missing) * len(self.samples), info="")
+            self._compute(missing, progress, task)
         return [self.path(v) for v in range(views)]
 
-    def _compute(self, view: int, progress, task) -> None:
-        # View 0 is the image as the model will see it; view v > 0 is augmented with its own seed.
-        ds = image_dataset(self.samples, self.size, self.batch_size, augment=view > 0,
-                           seed=self.seed + 1000 * view, cache=False,
-                           resize_variants=self.resize_variants if view > 0 else ())
-        out = np.empty((len(self.samples), *self.split.shape), np.float16)
-        start = 0
-        for images, _ in ds:
-            acts = self.split.run_bottom(images)
-            out[start:start + len(acts)] = acts
-            start += len(acts)
-            if task is not None:
-                progress.advance(task, len(acts))
-        with atomic_path(self.path(view)) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, out)
+    def view(self, view: int) -> View:
+        """View 0 is the photo as the model will see it; view v > 0 is augmented with its own seed."""
+        return View(seed=self.seed + 1000 * view, augment=view > 0,
+                    resize_variants=self.resize_variants if view > 0 else ())
+
+    def _compute(self, views: list[int], progress, task) -> None:
+        """``views`` in one pass over the photos, each decoded once for all of them. Every view is
+        written aside (memory-mapped, so a big split never sits in memory) and renamed at the end."""
+        shape = (len(self.samples), *self.split.shape)
+        with ExitStack() as files:
+            temps = [files.enter_context(atomic_path(self.path(v))) for v in views]
+            if not self.samples:  # nothing to map
+                for tmp in temps:
+                    np.save(tmp, np.empty(shape, np.float16))
+                return
+            outs = [np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape) for tmp in temps]
+            start = 0
+            for batch in view_dataset(self.samples, self.size, self.batch_size, [self.view(v) for v in views]):
+                for out, images in zip(outs, batch):
+                    acts = self.split.run_bottom(images)
+                    out[start:start + len(acts)] = acts
+                start += len(acts)
+                if task is not None:
+                    progress.advance(task, len(acts) * len(views))
+            for out in outs:
+                out.flush()
+            del out, outs  # unmapped before the renames
 
     def load(self, view: int, mmap: bool = True) -> np.ndarray:
         return np.load(self.path(view), mmap_mode="r" if mmap else None)
@@ -227,12 +240,13 @@ def pooled_features(split: SplitModel, activations: np.ndarray, batch_size: int 
                                                                               np.float32)
 
 
-def bottlenecks(cut: SplitModel, caches: dict, progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stage 1's ``(features, labels)`` of train and val from their clean views (computed if missing)."""
+def bottlenecks(cut: SplitModel, caches: dict, views: int, progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stage 1's ``(features, labels)`` of train and val from their clean views. Every view the
+    fine-tune will read is computed here, in the same pass as the clean one (one decode per photo)."""
     out = []
-    for part in ("train", "val"):
+    for part, count in (("train", views), ("val", 1)):
         cache = caches[part]
-        cache.ensure(1, progress)
+        cache.ensure(count, progress)
         out.append((pooled_features(cut, cache.load(0)), cache.labels))
     return out
 

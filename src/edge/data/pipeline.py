@@ -4,10 +4,11 @@ and augmentation on the training path only (applied outside the model, so export
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from edge.data.images import load_image
+from edge.data.images import load_image, load_variants
 from edge.data.resize import REFERENCE
 from edge.rundir import Sample
 
@@ -29,6 +30,12 @@ def augmentation(seed: int):
     )
 
 
+def drawn_resize(variants: Sequence[str], seed: int, index) -> str:
+    """The resize filter of image ``index`` in a pass that draws from ``variants`` with ``seed``
+    (edge's own without variants): a function of (seed, index) alone, so a pass is reproducible."""
+    return variants[np.random.default_rng([seed, int(index)]).integers(len(variants))] if variants else REFERENCE
+
+
 def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, *, shuffle: bool = False,
                   augment: bool = False, seed: int = 0, cache: bool = True, resize_variants: Sequence[str] = ()):
     """Batched ``(float32 images 0..255, int labels)`` for ``samples``.
@@ -44,8 +51,7 @@ def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int,
     variants = tuple(resize_variants)
 
     def _load(path, index):
-        variant = variants[np.random.default_rng([seed, int(index)]).integers(len(variants))] if variants else REFERENCE
-        return load_image(path.decode("utf-8"), (height, width), variant)
+        return load_image(path.decode("utf-8"), (height, width), drawn_resize(variants, seed, index))
 
     def _decode(path, label, index):
         image = tf.numpy_function(_load, [path, index], tf.uint8, stateful=False)
@@ -64,3 +70,48 @@ def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int,
         aug = augmentation(seed)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass(frozen=True)
+class View:
+    """One way of showing the training photos to the model: ``seed`` drives the augmentation (if
+    ``augment``) and the draw of each photo's resize filter from ``resize_variants`` (if any)."""
+
+    seed: int
+    augment: bool = False
+    resize_variants: tuple[str, ...] = ()
+
+
+def view_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, views: Sequence[View]):
+    """Batches of ``samples`` in order, as a tuple of one float32 batch (0..255) per view in ``views``.
+
+    Each photo is decoded once for all the views (and resized once per distinct filter); a view's
+    images are what ``image_dataset(..., augment=view.augment, seed=view.seed,
+    resize_variants=view.resize_variants)`` would give.
+    """
+    from edge.keras_setup import tf
+
+    height, width = size
+    views = tuple(views)
+    paths = np.array([s.path for s in samples], dtype=object).astype(str)
+
+    def _load(path, index):
+        filters = [drawn_resize(view.resize_variants, view.seed, index) for view in views]
+        resized = load_variants(path.decode("utf-8"), (height, width), set(filters))
+        return np.stack([resized[name] for name in filters])
+
+    def _decode(path, index):
+        images = tf.numpy_function(_load, [path, index], tf.uint8, stateful=False)
+        images.set_shape((len(views), height, width, 3))
+        return images
+
+    augmenters = [augmentation(view.seed) if view.augment else None for view in views]
+
+    def _views(batch):
+        batch = tf.cast(batch, tf.float32)
+        return tuple(aug(batch[:, i], training=True) if aug is not None else batch[:, i]
+                     for i, aug in enumerate(augmenters))
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, np.arange(len(samples), dtype=np.int64)))
+    ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
+    return ds.map(_views, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

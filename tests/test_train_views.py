@@ -77,6 +77,37 @@ def test_the_litert_frozen_part_is_quiet():
     assert "XNNPACK" not in done.stderr and "fully_quantize" not in done.stderr, done.stderr
 
 
+def test_evaluation_through_the_cut_keeps_the_frozen_activations(small_model, tmp_path, monkeypatch):
+    """Training's evaluations run the frozen part once per split (only the top changes after stage 1),
+    with the whole model's answers; a split over the budget is computed again instead of kept."""
+    from edge.data.pipeline import image_dataset
+    from edge.data.scan import scan
+    from edge.data.synth import synth
+    from edge.train import evaluation
+    from edge.train.model import FEATURES_LAYER
+    from edge.train.views import split_model
+
+    samples = scan(synth(tmp_path / "data", classes=3, per_class=3, image_size=64, seed=5, quiet=True).out_dir).samples
+    cut = split_model(small_model, "block_13_expand", FEATURES_LAYER)
+    runs = []
+    original = cut.run_bottom
+    cut.run_bottom = lambda images: (runs.append(len(images)), original(images))[1]
+    evaluator = evaluation.Evaluator(small_model, (64, 64), 4, cut)
+    whole = np.concatenate([small_model(x, training=False).numpy() for x, _ in image_dataset(samples, (64, 64), 4)])
+    first = evaluator.predict("test", samples)
+    np.testing.assert_allclose(first, whole, atol=1e-5)
+    assert sum(runs) == len(samples)
+    np.testing.assert_array_equal(evaluator.predict("test", samples), first)
+    assert sum(runs) == len(samples)  # kept: the frozen part did not run again
+    assert evaluator.accuracy({"val": [], "test": samples}) == {"test": float(np.mean(
+        first.argmax(1) == [s.label for s in samples]))}
+    monkeypatch.setattr(evaluation, "KEEP_BYTES", 0)
+    over = evaluation.Evaluator(small_model, (64, 64), 4, cut)
+    over.predict("val", samples)
+    over.predict("val", samples)
+    assert sum(runs) == 3 * len(samples) and not over.kept  # over the budget: computed each time
+
+
 def test_a_cut_across_a_skip_connection_is_refused(small_model):
     from edge.train.model import FEATURES_LAYER
     from edge.train.views import split_model

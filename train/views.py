@@ -259,7 +259,7 @@ def view_batches(paths: list[Path], labels: np.ndarray, num_classes: int, batch_
 
     The generator does all the work (a batch is a 2-MB copy, about 1% of a training step): with a
     parallel map or a prefetch behind it, TensorFlow's teardown of the dataset at the end of ``fit``
-    sometimes waited about a minute for their threads (seen on 4 of 7 runs at 2,000 photos).
+    sometimes stalled about 55 s (5 of 11 timed runs at 2,000 photos: benchmarks/results/train_time.md).
     """
     count = len(labels)
     shape = np.load(paths[0], mmap_mode="r").shape[1:]

@@ -92,15 +92,22 @@ def main() -> int:
 
 NOTES = {  # what the row names in the results mean
     "default": "the defaults of 2026-11-28 (3 cached views, cosine), the frozen layers run by TensorFlow; measured "
-               "in an earlier session",
+               "in an earlier session; by its length (143 s), its fine-tune includes the 55-s stall (below)",
     "images_constant_0.1": "the fine-tune before cached views (images every epoch, constant rate, early stopping, "
                            "label smoothing 0.1), measured beside `default`",
-    "default_litert": "today's defaults: as `default`, the frozen layers run by LiteRT (XNNPACK) for the caches",
+    "default_litert": "stop 17's defaults: as `default`, the frozen layers run by LiteRT (XNNPACK) for the caches",
     "default_litert_rerun": "`default_litert` again, later in the same session (how much the time moves run to run)",
     "previous_fine_tune_same_session": "`images_constant_0.1` again, in the session of `default_litert`",
-    "views1": "today's defaults with one cached view (no augmented views to compute); its 10 fine-tune epochs "
-              "took 143 s where the same work took 96 and 100 s in the two default_litert runs: this shared "
-              "machine's time moves that much from run to run",
+    "views1": "`default_litert` with one cached view (no augmented views to compute); its fine-tune includes the "
+              "55-s stall (below), which an earlier note took for this machine's run-to-run noise",
+    "default_one_pass": "every view of a split computed in one pass (one decode per photo); evaluation through the "
+                        "cut (frozen part in LiteRT). Its fine-tune (143 s) includes a stall of about 55 s with no "
+                        "CPU in use at the end of fit: TensorFlow tearing down the fine-tune's generator dataset "
+                        "(a parallel map and prefetch behind a Python generator) waited on its threads",
+    "default_one_pass_rerun": "`default_one_pass` again: the same 55-s stall",
+    "default_no_stall": "today's defaults: `default_one_pass` with the fine-tune's batches made by the generator "
+                        "alone (no parallel map or prefetch behind it): no stall",
+    "default_no_stall_rerun": "`default_no_stall` again",
 }
 
 

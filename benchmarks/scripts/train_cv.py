@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -117,23 +118,26 @@ NOTES = {  # what the recipe names in the results mean
     "default_new_stage1_seed7": "as default_new_stage1 with seed 7 (same folds and splits): run-to-run noise",
     "views3_cosine": "today's fine-tune: 3 cached views (clean + 2 augmented) through the frozen layers, warm-up + "
                      "cosine, every epoch run, last epoch kept, edge's own resize in every view; label smoothing 0.1",
-    "defaults_now": "today's TrainConfig defaults: views3_cosine without label smoothing",
+    "defaults_now": "the TrainConfig defaults of stop 17: views3_cosine without label smoothing, 10 fine-tune "
+                    "epochs (today's defaults are ft_epochs8)",
     "views3_cosine_resize": "views3_cosine with resize_augment (each augmented view's photos resized with a filter "
                             "drawn from edge.data.resize)",
     "images_constant": "the previous fine-tune (images every epoch, constant rate, early stopping, best val epoch) "
                        "with today's stage 1: default_new_stage1 rerun beside views3_cosine",
     "views3_cosine_resize_ls0": "views3_cosine_resize without label smoothing (a lever for int8 agreement)",
     "views5_cosine_resize": "views3_cosine_resize with 5 views (the clean photo + 4 augmented)",
-    "ft_epochs20": "today's defaults with 20 fine-tune epochs instead of 10 (the cosine stretched over 20)",
-    "ft_from_block6": "today's defaults with fine-tuning from block_6_expand (blocks 6-16 trained on cached views "
+    "ft_epochs20": "defaults_now with 20 fine-tune epochs instead of 10 (the cosine stretched over 20)",
+    "ft_from_block6": "defaults_now with fine-tuning from block_6_expand (blocks 6-16 trained on cached views "
                       "of block 6's input) instead of block_13_expand",
-    "ft_epochs5": "today's defaults with 5 fine-tune epochs instead of 10 (a time lever: the cosine over 5)",
-    "views1": "today's defaults with one cached view (the clean photo, no augmentation in the fine-tune; a time "
+    "ft_epochs5": "defaults_now with 5 fine-tune epochs instead of 10 (a time lever: the cosine over 5)",
+    "views1": "defaults_now with one cached view (the clean photo, no augmentation in the fine-tune; a time "
               "lever: no augmented views to compute)",
-    "ft_lr3e-4": "today's defaults with a fine-tune peak learning rate of 3e-4 instead of 1e-4",
-    "ft_lr3e-5": "today's defaults with a fine-tune peak learning rate of 3e-5 instead of 1e-4",
+    "ft_lr3e-4": "defaults_now with a fine-tune peak learning rate of 3e-4 instead of 1e-4",
+    "ft_lr3e-5": "defaults_now with a fine-tune peak learning rate of 3e-5 instead of 1e-4",
     "defaults_now_seed7": "defaults_now with seed 7 (same folds and splits): run-to-run noise of today's recipe",
     "ft_lr3e-4_seed7": "ft_lr3e-4 with seed 7: a second draw of the learning-rate lever",
+    "ft_epochs8": "defaults_now with 8 fine-tune epochs instead of 10 (a time lever; the default since 2026-11-29)",
+    "ft_epochs8_seed7": "ft_epochs8 with seed 7",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -221,7 +225,8 @@ def save(rows: list[dict], machine: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     OUT_JSON.write_text(json.dumps({"machine": machine, "data": str(FLOWERS), "k": K, "seed": SEED,
-                                    "summary": summary, "paired": paired(rows), "folds": rows}, indent=1))
+                                    "summary": summary, "paired": paired(rows),
+                                    "paired_over_seeds": paired_over_seeds(rows), "folds": rows}, indent=1))
     md = ["# 5-fold cross-validation on flowers-mini (MobileNetV2 1.0, 224 px, shared ImageNet weights)", "",
           f"Machine: {machine}; 2 cores shared with other jobs, so minutes are indicative. Each fold: 100 test "
           "photos (every photo tested once over the 5 folds), 350 train / 50 val from the other 400. int8 = "
@@ -250,6 +255,15 @@ def save(rows: list[dict], machine: str) -> None:
         for p in pairs:
             md.append(f"| {p['a']} | {p['b']} | {p['folds']} | {p['float_test_accuracy']} | {p['int8_accuracy']} | "
                       f"{p['int8_agreement']} |")
+    over_seeds = paired_over_seeds(rows)
+    if over_seeds:
+        md += ["", f"Averaged over seeds (a recipe and its `_seedN` runs), against `{BASELINE}` and its: per fold "
+               "the mean over the seeds, then mean +- std of the per-fold difference (b - a):", "",
+               "| a | b | seeds (a / b) | folds | float top-1 | int8 top-1 | int8 agreement |",
+               "|---|---|---|---:|---:|---:|---:|"]
+        for p in over_seeds:
+            md.append(f"| {p['a']} | {p['b']} | {p['seeds']} | {p['folds']} | {p['float_test_accuracy']} | "
+                      f"{p['int8_accuracy']} | {p['int8_agreement']} |")
     md += ["", *(f"* **{name}**: {NOTES[name]}" for name in summary if name in NOTES)]
     md += ["", "| recipe | fold | float | int8 | agreement | int8 gate | head only | minutes | epochs run (best) |",
            "|---|---:|---:|---:|---:|---|---:|---:|---|"]
@@ -289,6 +303,46 @@ def paired(rows: list[dict]) -> list[dict]:
                 diffs = [by[b, k][key] - by[a, k][key] for k in folds if by[b, k][key] is not None and by[a, k][key] is not None]
                 row[key] = _mean_std(diffs).replace("%", " pts")
             out.append(row)
+    return out
+
+
+BASELINE = "defaults_now"  # the recipe the seed-averaged table compares with
+
+
+def seed_base(recipe: str) -> str:
+    """``name_seed7`` -> ``name``: runs of one recipe with other seeds (option ``seed``)."""
+    return re.sub(r"_seed\d+$", "", recipe)
+
+
+def paired_over_seeds(rows: list[dict], baseline: str = BASELINE) -> list[dict]:
+    """Each recipe run with two seeds or more, against ``baseline`` (also run with several): per fold
+    the mean over each one's seeds, then mean +- std of the per-fold difference. One seed per recipe
+    cannot rank levers here: two seeds of the same recipe differ by about as much as any lever."""
+    seeds: dict[str, set] = {}
+    for r in rows:
+        seeds.setdefault(seed_base(r["recipe"]), set()).add(r["recipe"])
+    if len(seeds.get(baseline, ())) < 2:
+        return []
+
+    def fold_means(base: str, key: str) -> dict[int, float]:
+        out = {}
+        for k in range(K):
+            values = [r[key] for r in rows if r["recipe"] in seeds[base] and r["fold"] == k and r[key] is not None]
+            if len(values) == len(seeds[base]):
+                out[k] = statistics.fmean(values)
+        return out
+
+    out = []
+    for base, names in seeds.items():
+        if base == baseline or len(names) < 2:
+            continue
+        row = {"a": baseline, "b": base, "seeds": f"{len(seeds[baseline])} / {len(names)}"}
+        for key in ("float_test_accuracy", "int8_accuracy", "int8_agreement"):
+            a, b = fold_means(baseline, key), fold_means(base, key)
+            folds = sorted(set(a) & set(b))
+            row["folds"] = len(folds)
+            row[key] = _mean_std([b[k] - a[k] for k in folds]).replace("%", " pts")
+        out.append(row)
     return out
 
 

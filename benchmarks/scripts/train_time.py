@@ -6,7 +6,11 @@ a stand-in of that size: every flowers-mini photo plus ``--copies - 1`` distinct
 same class. Accuracy on it means nothing (a photo's variants land in train and test alike); the
 time does: the same number of photos through the same decode, caching, head and fine-tuning.
 
-    python benchmarks/scripts/train_time.py [--copies 5] [--recipe default] [--options '{}']
+    python benchmarks/scripts/train_time.py [--copies 5] [--recipe default] [--options '{}'] [--at-commit SHA]
+
+``--at-commit SHA`` times the ``edge train`` of another commit on the same photos (a git worktree
+of it under ``out/commits/``, imported in place of the installed edge, in a child process): how
+the issue's absolute minutes, measured on another machine with older code, translate to this one.
 
 Each recipe's row (phases from the run's metrics.json timings, total wall seconds, CPU flags) is
 kept in benchmarks/results/train_time.json; train_time.md is rewritten from it. Skips (exit 0)
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FLOWERS, RESULTS, WEIGHTS, WORK, require_shared
+from common import FLOWERS, RESULTS, ROOT, WEIGHTS, WORK, require_shared
 
 OUT_JSON = RESULTS / "train_time.json"
 OUT_MD = RESULTS / "train_time.md"
@@ -63,24 +67,20 @@ def main() -> int:
     parser.add_argument("--copies", type=int, default=5, help="photos per flowers-mini photo (5: 2,500 photos)")
     parser.add_argument("--recipe", default="default", help="name of the row")
     parser.add_argument("--options", default="{}", help="JSON of edge.train.train options (TrainConfig fields)")
+    parser.add_argument("--at-commit", metavar="SHA", help="time this commit's edge train instead (git worktree)")
     args = parser.parse_args()
     if not require_shared():
         return 0
     from edge.bench.report import machine_info
-    from edge.train import train
 
     data = make_data(args.copies)
     options = json.loads(args.options)
-    start = time.perf_counter()
-    result = train(data, run_dir=WORK / "train_time" / args.recipe, weights=str(WEIGHTS), force=True, quiet=True,
-                   **options)
-    wall = time.perf_counter() - start
+    run_dir = WORK / "train_time" / args.recipe
+    timed = run_at_commit(args.at_commit, data, run_dir, options) if args.at_commit else run_here(data, run_dir, options)
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[:3]
-    row = {"recipe": args.recipe, "options": options, "photos": result.spec.split["counts"],
-           "timings": result.metrics["timings"], "wall_s": round(wall, 1),
-           "epochs_run": {name: len(h.get("loss", [])) for name, h in result.history.items()},
-           "machine": machine_info(), "load_average_end": load}
+    row = {"recipe": args.recipe, "options": options, **({"commit": args.at_commit} if args.at_commit else {}),
+           **timed, "machine": machine_info(), "load_average_end": load}
     print(json.dumps(row), flush=True)
     rows = json.loads(OUT_JSON.read_text())["rows"] if OUT_JSON.is_file() else []
     rows = [r for r in rows if r["recipe"] != args.recipe] + [row]
@@ -88,6 +88,52 @@ def main() -> int:
     OUT_JSON.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     write_md(rows)
     return 0
+
+
+def run_here(data: Path, run_dir: Path, options: dict) -> dict:
+    from edge.train import train
+
+    start = time.perf_counter()
+    result = train(data, run_dir=run_dir, weights=str(WEIGHTS), force=True, quiet=True, **options)
+    return {"photos": result.spec.split["counts"], "timings": result.metrics["timings"],
+            "wall_s": round(time.perf_counter() - start, 1),
+            "epochs_run": {name: len(h.get("loss", [])) for name, h in result.history.items()}}
+
+
+# Run in a child process: edge's packages imported from a worktree (its own package-dir layout).
+AT_COMMIT = """
+import importlib.abc, importlib.util, json, sys
+from pathlib import Path
+tree, script_dir = Path(sys.argv[1]), sys.argv[2]
+roots = {"edge": tree / "src" / "edge", "edge.train": tree / "train", "edge.export": tree / "export",
+         "edge.bench": tree / "benchmarks"}
+
+class Worktree(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in roots:
+            return importlib.util.spec_from_file_location(name, roots[name] / "__init__.py",
+                                                          submodule_search_locations=[str(roots[name])])
+        return None
+
+sys.meta_path.insert(0, Worktree())
+sys.path.insert(0, script_dir)
+import train_time
+from edge.train import train
+assert Path(sys.modules["edge.train"].__file__).is_relative_to(tree)
+print("ROW " + json.dumps(train_time.run_here(Path(sys.argv[3]), Path(sys.argv[4]), json.loads(sys.argv[5]))))
+"""
+
+
+def run_at_commit(sha: str, data: Path, run_dir: Path, options: dict) -> dict:
+    """``run_here`` with the ``edge`` of commit ``sha`` (a detached worktree, made once)."""
+    import subprocess
+
+    tree = WORK / "commits" / sha
+    if not tree.is_dir():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), sha], check=True)
+    out = subprocess.run([sys.executable, "-c", AT_COMMIT, str(tree), str(Path(__file__).parent), str(data),
+                          str(run_dir), json.dumps(options)], check=True, capture_output=True, text=True).stdout
+    return json.loads(next(line[4:] for line in out.splitlines() if line.startswith("ROW ")))
 
 
 NOTES = {  # what the row names in the results mean
@@ -108,6 +154,13 @@ NOTES = {  # what the row names in the results mean
     "default_no_stall": "today's defaults: `default_one_pass` with the fine-tune's batches made by the generator "
                         "alone (no parallel map or prefetch behind it): no stall",
     "default_no_stall_rerun": "`default_no_stall` again",
+    "default_8_epochs": "today's defaults: `default_no_stall` with 8 fine-tune epochs instead of 10",
+    "default_8_epochs_onednn_avx2": "`default_8_epochs` with TensorFlow's oneDNN kept to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2; "
+                                    "LiteRT's XNNPACK still uses AVX-512): what the missing AVX-512 costs the "
+                                    "TensorFlow phases on an AVX2-only CPU",
+    "issue_era": "the `edge train` of commit e57681c (`--at-commit`), the code issue 13 timed at 1,446 s on its "
+                 "machine: images through the whole network every fine-tune epoch, early stopping",
+    "default_8_epochs_beside_issue_era": "`default_8_epochs` again, right after `issue_era`",
 }
 
 

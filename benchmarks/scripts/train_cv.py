@@ -257,8 +257,9 @@ def save(rows: list[dict], machine: str) -> None:
                       f"{p['int8_agreement']} |")
     over_seeds = paired_over_seeds(rows)
     if over_seeds:
-        md += ["", f"Averaged over seeds (a recipe and its `_seedN` runs), against `{BASELINE}` and its: per fold "
-               "the mean over the seeds, then mean +- std of the per-fold difference (b - a):", "",
+        md += ["", "Averaged over seeds (a recipe and its `_seedN` runs), against the defaults of then "
+               f"(`{BASELINES[0]}`) and now (`{BASELINES[1]}`) and theirs: per fold the mean over the seeds, then "
+               "mean +- std of the per-fold difference (b - a):", "",
                "| a | b | seeds (a / b) | folds | float top-1 | int8 top-1 | int8 agreement |",
                "|---|---|---|---:|---:|---:|---:|"]
         for p in over_seeds:
@@ -306,7 +307,7 @@ def paired(rows: list[dict]) -> list[dict]:
     return out
 
 
-BASELINE = "defaults_now"  # the recipe the seed-averaged table compares with
+BASELINES = ("defaults_now", "ft_epochs8")  # the recipes the seed-averaged table compares with (defaults then, now)
 
 
 def seed_base(recipe: str) -> str:
@@ -314,15 +315,13 @@ def seed_base(recipe: str) -> str:
     return re.sub(r"_seed\d+$", "", recipe)
 
 
-def paired_over_seeds(rows: list[dict], baseline: str = BASELINE) -> list[dict]:
-    """Each recipe run with two seeds or more, against ``baseline`` (also run with several): per fold
-    the mean over each one's seeds, then mean +- std of the per-fold difference. One seed per recipe
-    cannot rank levers here: two seeds of the same recipe differ by about as much as any lever."""
+def paired_over_seeds(rows: list[dict], baselines=BASELINES) -> list[dict]:
+    """Each recipe run with two seeds or more, against each of ``baselines`` (also run with several):
+    per fold the mean over each one's seeds, then mean +- std of the per-fold difference. One seed per
+    recipe cannot rank levers here: two seeds of the same recipe differ by about as much as any lever."""
     seeds: dict[str, set] = {}
     for r in rows:
         seeds.setdefault(seed_base(r["recipe"]), set()).add(r["recipe"])
-    if len(seeds.get(baseline, ())) < 2:
-        return []
 
     def fold_means(base: str, key: str) -> dict[int, float]:
         out = {}
@@ -333,16 +332,17 @@ def paired_over_seeds(rows: list[dict], baseline: str = BASELINE) -> list[dict]:
         return out
 
     out = []
-    for base, names in seeds.items():
-        if base == baseline or len(names) < 2:
-            continue
-        row = {"a": baseline, "b": base, "seeds": f"{len(seeds[baseline])} / {len(names)}"}
-        for key in ("float_test_accuracy", "int8_accuracy", "int8_agreement"):
-            a, b = fold_means(baseline, key), fold_means(base, key)
-            folds = sorted(set(a) & set(b))
-            row["folds"] = len(folds)
-            row[key] = _mean_std([b[k] - a[k] for k in folds]).replace("%", " pts")
-        out.append(row)
+    for baseline in (b for b in baselines if len(seeds.get(b, ())) >= 2):
+        for base, names in seeds.items():
+            if base in baselines[:baselines.index(baseline) + 1] or len(names) < 2:
+                continue
+            row = {"a": baseline, "b": base, "seeds": f"{len(seeds[baseline])} / {len(names)}"}
+            for key in ("float_test_accuracy", "int8_accuracy", "int8_agreement"):
+                a, b = fold_means(baseline, key), fold_means(base, key)
+                folds = sorted(set(a) & set(b))
+                row["folds"] = len(folds)
+                row[key] = _mean_std([b[k] - a[k] for k in folds]).replace("%", " pts")
+            out.append(row)
     return out
 
 

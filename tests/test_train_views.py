@@ -242,7 +242,7 @@ def test_cosine_fine_tune_on_views_runs_every_epoch_and_keeps_the_last(views_dat
     monkeypatch.setattr(views, "view_dataset", lambda *a: (passes.append([(v.augment, v.resize_variants) for v in a[3]]),
                                                            original_dataset(*a))[1])
     result = train(views_data, run_dir=tmp_path / "run", weights=str(fake_weights), fine_tune_epochs=4, patience=1,
-                   resize_augment=True, **OPTIONS)
+                   resize_augment=True, fine_tune_views=3, **OPTIONS)
     # one pass per split: clean views with edge's resize; augmented ones draw each photo's filter from every consumer's
     augmented = (True, tuple(RESIZERS))
     assert sorted(passes) == [[(False, ())], [(False, ()), augmented, augmented]]

@@ -108,3 +108,6 @@ def test_views_of_one_decode_are_what_separate_passes_give(tmp_path, monkeypatch
         np.testing.assert_array_equal(images, expected)
     assert got[2].shape == got[0].shape and not np.array_equal(got[2], got[0])  # the augmented view differs
     assert got[2].min() >= 0 and got[2].max() <= 255
+    # no autotuning: dropping an autotuned pipeline waits for tf.data's autotuning thread to wake (up to minutes)
+    for ds in (view_dataset(samples, (32, 32), 3, views), image_dataset(samples, (32, 32), 3, augment=True)):
+        assert ds.options().autotune.enabled is False

@@ -137,7 +137,9 @@ def test_epoch_batches_do_not_depend_on_where_the_run_started(tmp_path):
     labels = np.arange(10) % 2
 
     def epochs(first):
-        out = [(x.numpy(), y.numpy()) for x, y in view_batches(paths, labels, 2, 4, seed=5, first_epoch=first, epochs=5)]
+        ds = view_batches(paths, labels, 2, 4, seed=5, first_epoch=first, epochs=5)
+        assert ds.options().autotune.enabled is False  # its teardown does not wait on tf.data's autotuning thread
+        out = [(x.numpy(), y.numpy()) for x, y in ds]
         return [out[i:i + 3] for i in range(0, len(out), 3)]  # 3 batches per epoch (4 + 4 + 2)
 
     whole, resumed = epochs(0), epochs(2)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.data.pipeline import image_dataset
+from edge.data.pipeline import image_dataset, settled
 from edge.fileio import atomic_path, atomic_write_text
 from edge.keras_setup import keras, tf
 from edge.rundir import Sample
@@ -330,7 +330,8 @@ def fine_tune_on_views(model, cut, caches, paths: list[Path], config: TrainConfi
         return view_batches(paths, train_cache.labels, n, config.batch_size, config.seed, first_epoch, epochs)
 
     x_val = tf.cast(val_cache.load(0, mmap=False), tf.float32)
-    val_ds = tf.data.Dataset.from_tensor_slices((x_val, tf.one_hot(val_cache.labels, n))).batch(max(config.batch_size, 64))
+    val_ds = settled(tf.data.Dataset.from_tensor_slices((x_val, tf.one_hot(val_cache.labels, n)))
+                     .batch(max(config.batch_size, 64)))
     weights = class_weights(train_cache.labels, n, config.class_weights)
     return _run_stage("fine_tune", cut.top, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / "fine_tune", config,
                       progress, weights, log_dir, steps, decaying=config.fine_tune_schedule in DECAYING_SCHEDULES)

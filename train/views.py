@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.data.pipeline import View, view_dataset
+from edge.data.pipeline import View, settled, view_dataset
 from edge.fileio import atomic_path
 from edge.keras_setup import keras, tf
 
@@ -257,9 +257,9 @@ def view_batches(paths: list[Path], labels: np.ndarray, num_classes: int, batch_
     epoch ``e`` reads view ``e % len(paths)`` in its own shuffled order (a function of seed and e
     alone, so a resumed run sees what an uninterrupted one would have).
 
-    The generator does all the work (a batch is a 2-MB copy, about 1% of a training step): with a
-    parallel map or a prefetch behind it, TensorFlow's teardown of the dataset at the end of ``fit``
-    sometimes stalled about 55 s (5 of 11 timed runs at 2,000 photos: benchmarks/results/train_time.md).
+    The generator does all the work (a batch is a 2-MB copy, about 1% of a training step), in a
+    pipeline without autotuning (``edge.data.pipeline.settled``): with an autotuned map and prefetch
+    behind it, the end of ``fit`` waited about 55 s for tf.data's autotuning thread.
     """
     count = len(labels)
     shape = np.load(paths[0], mmap_mode="r").shape[1:]
@@ -274,4 +274,4 @@ def view_batches(paths: list[Path], labels: np.ndarray, num_classes: int, batch_
                 yield acts[idx].astype(np.float32), eye[labels[idx]]
 
     spec = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, num_classes), tf.float32))
-    return tf.data.Dataset.from_generator(batches, output_signature=spec)
+    return settled(tf.data.Dataset.from_generator(batches, output_signature=spec))

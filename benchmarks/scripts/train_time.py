@@ -9,7 +9,7 @@ time does: the same number of photos through the same decode, caching, head and 
     python benchmarks/scripts/train_time.py [--copies 5] [--recipe default] [--options '{}'] [--at-commit SHA]
 
 ``--at-commit SHA`` times the ``edge train`` of another commit on the same photos (a git worktree
-of it under ``out/commits/``, imported in place of the installed edge, in a child process): how
+of it in a temporary folder, imported in place of the installed edge, in a child process): how
 the issue's absolute minutes, measured on another machine with older code, translate to this one.
 
 Each recipe's row (phases from the run's metrics.json timings, total wall seconds, CPU flags) is
@@ -125,14 +125,20 @@ print("ROW " + json.dumps(train_time.run_here(Path(sys.argv[3]), Path(sys.argv[4
 
 
 def run_at_commit(sha: str, data: Path, run_dir: Path, options: dict) -> dict:
-    """``run_here`` with the ``edge`` of commit ``sha`` (a detached worktree, made once)."""
+    """``run_here`` with the ``edge`` of commit ``sha`` (a detached worktree in a temporary folder,
+    removed afterwards)."""
     import subprocess
+    import tempfile
 
-    tree = WORK / "commits" / sha
-    if not tree.is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), sha], check=True)
-    out = subprocess.run([sys.executable, "-c", AT_COMMIT, str(tree), str(Path(__file__).parent), str(data),
-                          str(run_dir), json.dumps(options)], check=True, capture_output=True, text=True).stdout
+    with tempfile.TemporaryDirectory(prefix="edge-commit-") as tmp:
+        tree = Path(tmp) / sha
+        git = ["git", "-C", str(ROOT), "worktree"]
+        subprocess.run([*git, "add", "--detach", str(tree), sha], check=True, capture_output=True)
+        try:
+            out = subprocess.run([sys.executable, "-c", AT_COMMIT, str(tree), str(Path(__file__).parent), str(data),
+                                  str(run_dir), json.dumps(options)], check=True, capture_output=True, text=True).stdout
+        finally:
+            subprocess.run([*git, "remove", "--force", str(tree)], check=False, capture_output=True)
     return json.loads(next(line[4:] for line in out.splitlines() if line.startswith("ROW ")))
 
 
@@ -148,19 +154,22 @@ NOTES = {  # what the row names in the results mean
               "55-s stall (below), which an earlier note took for this machine's run-to-run noise",
     "default_one_pass": "every view of a split computed in one pass (one decode per photo); evaluation through the "
                         "cut (frozen part in LiteRT). Its fine-tune (143 s) includes a stall of about 55 s with no "
-                        "CPU in use at the end of fit: TensorFlow tearing down the fine-tune's generator dataset "
-                        "(a parallel map and prefetch behind a Python generator) waited on its threads",
+                        "CPU in use at the end of fit: dropping the fine-tune's dataset waited for tf.data's "
+                        "autotuning thread, which sleeps in doubling intervals (edge.data.pipeline.settled)",
     "default_one_pass_rerun": "`default_one_pass` again: the same 55-s stall",
-    "default_no_stall": "today's defaults: `default_one_pass` with the fine-tune's batches made by the generator "
-                        "alone (no parallel map or prefetch behind it): no stall",
+    "default_no_stall": "`default_one_pass` with the fine-tune's batches made by the generator alone (no autotuned "
+                        "map or prefetch behind it): no stall",
     "default_no_stall_rerun": "`default_no_stall` again",
-    "default_8_epochs": "today's defaults: `default_no_stall` with 8 fine-tune epochs instead of 10",
+    "default_8_epochs": "`default_no_stall` with 8 fine-tune epochs instead of 10",
     "default_8_epochs_onednn_avx2": "`default_8_epochs` with TensorFlow's oneDNN kept to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2; "
                                     "LiteRT's XNNPACK still uses AVX-512): what the missing AVX-512 costs the "
                                     "TensorFlow phases on an AVX2-only CPU",
     "issue_era": "the `edge train` of commit e57681c (`--at-commit`), the code issue 13 timed at 1,446 s on its "
                  "machine: images through the whole network every fine-tune epoch, early stopping",
-    "default_8_epochs_beside_issue_era": "`default_8_epochs` again, right after `issue_era`",
+    "defaults_2_views": "`default_8_epochs` with 2 cached views (the photo + 1 augmented) instead of 3, run right "
+                        "after `issue_era`; its view caching (45.6 s) includes a 20-s wait for tf.data's autotuning "
+                        "thread (`default_no_stall` had the same wait, shorter, in its caching)",
+    "defaults": "today's defaults (`defaults_2_views`), every tf.data pipeline without autotuning",
 }
 
 

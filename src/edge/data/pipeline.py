@@ -1,8 +1,15 @@
 """tf.data input pipelines: parallel decode + resize (the shared PIL loader), caching, prefetch,
-and augmentation on the training path only (applied outside the model, so exports never carry it)."""
+and augmentation on the training path only (applied outside the model, so exports never carry it).
+
+Every pipeline edge builds runs with a fixed parallelism (one call per core) and tf.data's
+autotuning off (``settled``). With autotuning on, dropping a pipeline waited for tf.data's
+autotuning thread to wake up by itself, and it sleeps in doubling intervals: a pass of 22 s over
+the view caches ended at 41.7 s, a 70-s fine-tune about 55 s late (benchmarks/results/train_time.md).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +35,23 @@ def augmentation(seed: int):
         ],
         name="augmentation",
     )
+
+
+PREFETCH = 2  # batches made ahead of the consumer
+
+
+def parallel_calls() -> int:
+    """Elements a pipeline's map works on at once: one per core."""
+    return os.cpu_count() or 1
+
+
+def settled(ds):
+    """``ds`` with tf.data's autotuning off (see the module docstring)."""
+    from edge.keras_setup import tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def drawn_resize(variants: Sequence[str], seed: int, index) -> str:
@@ -59,17 +83,17 @@ def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int,
         return image, label
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels, np.arange(len(samples), dtype=np.int64)))
-    ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(_decode, num_parallel_calls=parallel_calls(), deterministic=True)
     if cache:
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=parallel_calls())
     if augment:
         aug = augmentation(seed)
-        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=parallel_calls())
+    return settled(ds.prefetch(PREFETCH))
 
 
 @dataclass(frozen=True)
@@ -113,5 +137,5 @@ def view_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, 
                      for i, aug in enumerate(augmenters))
 
     ds = tf.data.Dataset.from_tensor_slices((paths, np.arange(len(samples), dtype=np.int64)))
-    ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
-    return ds.map(_views, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(_decode, num_parallel_calls=parallel_calls(), deterministic=True).batch(batch_size)
+    return settled(ds.map(_views, num_parallel_calls=parallel_calls()).prefetch(PREFETCH))

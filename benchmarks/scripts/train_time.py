@@ -168,7 +168,7 @@ NOTES = {  # what the row names in the results mean
                  "machine: images through the whole network every fine-tune epoch, early stopping",
     "defaults_2_views": "`default_8_epochs` with 2 cached views (the photo + 1 augmented) instead of 3, run right "
                         "after `issue_era`; its view caching (45.6 s) includes a 20-s wait for tf.data's autotuning "
-                        "thread (`default_no_stall` had the same wait, shorter, in its caching)",
+                        "thread",
     "defaults": "today's defaults (`defaults_2_views`), every tf.data pipeline without autotuning",
 }
 

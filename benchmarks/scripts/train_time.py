@@ -170,6 +170,7 @@ NOTES = {  # what the row names in the results mean
                         "after `issue_era`; its view caching (45.6 s) includes a 20-s wait for tf.data's autotuning "
                         "thread",
     "defaults": "today's defaults (`defaults_2_views`), every tf.data pipeline without autotuning",
+    "defaults_rerun": "`defaults` again",
 }
 
 

@@ -51,7 +51,7 @@ def train(
     fine_tune_epochs: int = _option("fine_tune_epochs", "Stage 2 epochs: fine-tune the top backbone layers (0 skips it)."),
     fine_tune_from: Optional[str] = _option("fine_tune_from", "First backbone layer to unfreeze (default: the backbone's own choice)."),
     fine_tune_schedule: str = _option("fine_tune_schedule", f"{', '.join(SCHEDULES)}: cosine warms up for an epoch, decays to 0 and keeps the last epoch; constant stops early (--patience)."),
-    fine_tune_views: int = _option("fine_tune_views", "Augmented views of each training photo run once through the frozen layers and cached; fine-tuning trains the top on them (0: whole network every epoch, slower)."),
+    fine_tune_views: int = _option("fine_tune_views", "Views of each training photo (the photo, then augmented ones) run once through the frozen layers and cached; fine-tuning trains the top on them (0: whole network every epoch, slower)."),
     batch_size: int = _option("batch_size", "Global batch size."),
     learning_rate: float = _option("learning_rate", "Learning rate of stage 1."),
     fine_tune_learning_rate: float = _option("fine_tune_learning_rate", "Learning rate of stage 2."),

@@ -155,6 +155,7 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
     atomic_write_text(run / REPORT_FILE, json.dumps(scanned.to_report(), indent=1))
 
     from edge.keras_setup import keras
+    from edge.train.evaluation import Evaluator
     from edge.train.model import build_model
     from edge.train.stages import train_images
     from edge.train.strategy import choose_placement
@@ -167,15 +168,13 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
         model, normalization = build_model(config.backbone, len(scanned.labels), image_size, config.weights,
                                            config.alpha, config.dropout)
     pretrained = config.weights not in ("none", "", None)
-    from edge.train.evaluation import Evaluator
-
     stages, timings, stage_metrics = [], {}, {}
     evaluator = Evaluator(model, image_size, config.batch_size)
     log_dir = run / LOG_DIR
     with say.progress() as bar:
         if pretrained:
-            stages, evaluator = _pretrained_stages(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy, say,
-                                             timings, stage_metrics)
+            stages, evaluator = _pretrained_stages(model, splits, image_size, config, ckpt_dir, log_dir, bar,
+                                                   strategy, say, timings, stage_metrics)
         else:
             stages.append(train_images("scratch", model, splits, image_size, config, ckpt_dir, log_dir, bar,
                                        strategy, config.epochs, config.learning_rate))

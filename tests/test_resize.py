@@ -57,16 +57,23 @@ def test_same_size_is_untouched(tmp_path):
         np.testing.assert_array_equal(load_image(tmp_path / "x.png", (32, 40), variant), pixels)
 
 
-def test_training_pipeline_draws_a_filter_per_image_reproducibly(tmp_path):
-    from edge.data.pipeline import image_dataset
+def random_photos(folder, count: int, shape: tuple[int, int], seed: int):
+    """``count`` noise PNGs of ``shape`` (height, width) in ``folder``, as Samples of two classes."""
     from edge.rundir import Sample
 
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     samples = []
-    for i in range(12):
-        path = tmp_path / f"{i}.png"
-        Image.fromarray(rng.integers(0, 255, (90, 70, 3), dtype=np.uint8)).save(path)
+    for i in range(count):
+        path = folder / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (*shape, 3), dtype=np.uint8)).save(path)
         samples.append(Sample(str(path), i % 2))
+    return samples
+
+
+def test_training_pipeline_draws_a_filter_per_image_reproducibly(tmp_path):
+    from edge.data.pipeline import image_dataset
+
+    samples = random_photos(tmp_path, 12, (90, 70), seed=2)
 
     def stack(**kwargs):
         return np.concatenate([x.numpy() for x, _ in image_dataset(samples, (32, 32), 5, cache=False, **kwargs)])
@@ -86,14 +93,8 @@ def test_views_of_one_decode_are_what_separate_passes_give(tmp_path, monkeypatch
     """view_dataset: every view of a photo from one decode, each the images image_dataset would give."""
     from edge.data import pipeline
     from edge.data.pipeline import View, image_dataset, view_dataset
-    from edge.rundir import Sample
 
-    rng = np.random.default_rng(3)
-    samples = []
-    for i in range(7):
-        path = tmp_path / f"{i}.png"
-        Image.fromarray(rng.integers(0, 255, (80, 60, 3), dtype=np.uint8)).save(path)
-        samples.append(Sample(str(path), i % 2))
+    samples = random_photos(tmp_path, 7, (80, 60), seed=3)
     decoded = []
     original = pipeline.load_variants
     monkeypatch.setattr(pipeline, "load_variants", lambda path, *a: (decoded.append(path), original(path, *a))[1])

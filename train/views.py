@@ -202,9 +202,8 @@ class _LiteRTBottom:
     """``split.bottom`` as an fp32 LiteRT interpreter, its batch size following the input."""
 
     def __init__(self, bottom):
-        from ai_edge_litert.interpreter import Interpreter
-
         from edge.logs import native_stderr_quiet
+        from edge.runtimes.litert import interpreter
         from edge.runtimes.tensorflow import thread_count, variables_holder
 
         h, w = bottom.input_shape[1:3]
@@ -212,8 +211,9 @@ class _LiteRTBottom:
                          input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
         converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()],
                                                                     variables_holder(bottom))
-        with native_stderr_quiet():  # the converter's and XNNPACK's native lines
-            self.interpreter = Interpreter(model_content=converter.convert(), num_threads=thread_count())
+        with native_stderr_quiet():  # the converter's native lines
+            flatbuffer = converter.convert()
+        self.interpreter = interpreter(flatbuffer, thread_count())
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.batch = None

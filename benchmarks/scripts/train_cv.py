@@ -225,10 +225,10 @@ def load() -> list[dict]:
 
 def save(rows: list[dict], machine: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    summary = summarize(rows)
+    summary, pairs, over_seeds = summarize(rows), paired(rows), paired_over_seeds(rows)
     OUT_JSON.write_text(json.dumps({"machine": machine, "data": str(FLOWERS), "k": K, "seed": SEED,
-                                    "summary": summary, "paired": paired(rows),
-                                    "paired_over_seeds": paired_over_seeds(rows), "folds": rows}, indent=1))
+                                    "summary": summary, "paired": pairs, "paired_over_seeds": over_seeds,
+                                    "folds": rows}, indent=1))
     md = ["# 5-fold cross-validation on flowers-mini (MobileNetV2 1.0, 224 px, shared ImageNet weights)", "",
           f"Machine: {machine}; 2 cores shared with other jobs, so minutes are indicative. Each fold: 100 test "
           "photos (every photo tested once over the 5 folds), 350 train / 50 val from the other 400. int8 = "
@@ -249,7 +249,6 @@ def save(rows: list[dict], machine: str) -> None:
         for name, by in variants:
             for model, values in by.items():
                 md.append(f"| {name} | {model} | " + " | ".join(f"{100 * values[c]:.1f}%" for c in columns) + " |")
-    pairs = paired(rows)
     if pairs:
         md += ["", "Paired over the same folds, b - a (mean +- std of the per-fold difference; the std of two runs of "
                "the same recipe with different seeds is the run-to-run noise):", "",
@@ -257,7 +256,6 @@ def save(rows: list[dict], machine: str) -> None:
         for p in pairs:
             md.append(f"| {p['a']} | {p['b']} | {p['folds']} | {p['float_test_accuracy']} | {p['int8_accuracy']} | "
                       f"{p['int8_agreement']} |")
-    over_seeds = paired_over_seeds(rows)
     if over_seeds:
         md += ["", "Averaged over seeds (a recipe and its `_seedN` runs), against the defaults of stop 17 "
                f"(`{BASELINES[0]}`) and of today (`{BASELINES[1]}`), two seeds each: per fold the mean over the "

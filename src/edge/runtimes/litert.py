@@ -31,19 +31,22 @@ VERSION = package_version("ai-edge-litert")
 VERIFIED_BY = f"{NAME} {VERSION}"
 
 
-def interpreter(path: Path, threads: int | None = None):
-    """A LiteRT interpreter with its default delegates (XNNPACK); one sentence on failure."""
+def interpreter(model: Path | bytes, threads: int | None = None):
+    """A LiteRT interpreter of a ``.tflite`` file (or a flatbuffer in memory) with its default
+    delegates (XNNPACK); one sentence on failure."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edge.logs import native_stderr_quiet
 
+    source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
     try:
         with native_stderr_quiet():  # LiteRT's native "Created TensorFlow Lite XNNPACK delegate" line
-            interp = Interpreter(model_path=str(path), num_threads=threads or None)
+            interp = Interpreter(**source, num_threads=threads or None)
             interp.allocate_tensors()
         return interp
     except (ValueError, RuntimeError) as exc:
-        raise EdgeError(f"LiteRT cannot load {path}: {one_line(exc)}.") from exc
+        what = "a model in memory" if isinstance(model, bytes) else model
+        raise EdgeError(f"LiteRT cannot load {what}: {one_line(exc)}.") from exc
 
 
 def io_details(path: Path) -> dict:

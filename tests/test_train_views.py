@@ -311,8 +311,10 @@ def test_fine_tune_on_views_under_a_mirrored_strategy(views_data, fake_weights, 
     run = tmp_path / "run"
     proc = edge_cli("train", str(views_data), "--run-dir", str(run), "--weights", str(fake_weights), "--alpha", "0.35",
                     "--image-size", "64", "--epochs", "2", "--fine-tune-epochs", "2", "--batch-size", "8", "--seed", "1",
-                    "--devices", "cpu:2", timeout=600)
+                    "--devices", "cpu:2", timeout=600, columns=80)
     assert proc.returncode == 0, proc.stderr
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80, proc.stdout
+    assert proc.stdout.count("val_accuracy") >= 6, proc.stdout  # not folded mid-word next to the progress bars
     spec = json.loads((run / "spec.json").read_text())
     assert spec["training"]["placement"] == "MirroredStrategy over 2 logical CPUs"
     metrics = json.loads((run / "metrics.json").read_text())

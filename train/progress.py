@@ -1,7 +1,7 @@
 """A Keras callback that drives rich progress bars (epochs and batches) instead of Keras' own output.
 
 Without a terminal (CI logs, ``| tee``) a live bar cannot redraw, so each finished epoch is also
-printed as one plain line (``scratch epoch 3/12: loss 0.612  accuracy 0.781 ...``).
+printed as one plain line (``scratch 3/12: loss 0.612  accuracy 0.781 ...``, within 80 columns).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.update(self.epoch_task, completed=epoch + 1, info="  ".join(parts))
         console = self.progress.console
         if not console.is_terminal and not self.progress.disable:
-            console.print(f"{self.description} epoch {epoch + 1}/{self.epochs}: {'  '.join(parts)}", highlight=False,
+            console.print(f"{self.description} {epoch + 1}/{self.epochs}: {'  '.join(parts)}", highlight=False,
                           soft_wrap=True)
 
     def on_train_end(self, logs=None):

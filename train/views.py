@@ -148,7 +148,7 @@ class ViewCache:
         if missing:
             task = None
             if progress is not None:
-                what = f"Caching {self.name} activations" + (f" ({len(missing)} views)" if len(missing) > 1 else "")
+                what = f"Caching {self.name}" + (f" ({len(missing)} views)" if len(missing) > 1 else "")  # short: 80 cols
                 task = progress.add_task(what, total=len(missing) * len(self.samples), info="")
             self._compute(missing, progress, task)
         return [self.path(v) for v in range(views)]

@@ -42,3 +42,22 @@ def test_margins_and_the_threshold():
 def test_no_images_no_changes():
     result = compare(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, int))
     assert result.changed == result.changed_unsure == result.changed_reference_wrong == 0
+
+
+@pytest.mark.parametrize("photos, lost", [(100, 1), (50, 1), (300, 3), (200, 2), (1000, 3)])
+def test_a_drop_of_exactly_the_budget_meets_it(photos, lost):
+    """86 -> 85 of 100 right is a drop of exactly 1 point: it meets the default 1-point int8 budget.
+    (0.86 - 0.85 is 0.010000000000000009, so the difference of the accuracies failed such artifacts.)"""
+    from edge.formats import COMPRESSED_BUDGET, Budget
+
+    labels = np.zeros(photos, int)
+    reference = np.tile([0.9, 0.1], (photos, 1))
+    reference[: photos // 7] = [0.1, 0.9]  # some wrong for both
+    candidate = reference.copy()
+    candidate[photos // 7: photos // 7 + lost] = [0.4, 0.6]  # ... and ``lost`` more for the candidate
+    result = compare(reference, candidate, labels)
+    expected = lost * 100 / photos
+    assert result.drop_pts == expected
+    budget = Budget(max_drop_pts=expected) if expected != 1 else COMPRESSED_BUDGET
+    assert budget.failures(result.agreement, result.max_prob_diff, result.drop_pts) == []
+    assert Budget(max_drop_pts=expected - 0.01).failures(1.0, 0.0, result.drop_pts)  # one photo more is over

@@ -315,6 +315,7 @@ def test_fine_tune_on_views_under_a_mirrored_strategy(views_data, fake_weights, 
     assert proc.returncode == 0, proc.stderr
     assert max(len(line) for line in proc.stdout.splitlines()) <= 80, proc.stdout
     assert proc.stdout.count("val_accuracy") >= 6, proc.stdout  # not folded mid-word next to the progress bars
+    assert "…" not in proc.stdout, proc.stdout  # the summary wraps a long weights path, it does not cut it
     spec = json.loads((run / "spec.json").read_text())
     assert spec["training"]["placement"] == "MirroredStrategy over 2 logical CPUs"
     metrics = json.loads((run / "metrics.json").read_text())

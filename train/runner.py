@@ -320,6 +320,8 @@ def _print_summary(result: TrainResult, scanned: ScannedData) -> None:
     m = result.metrics
     console.print("[bold]Training summary[/]")
     table = Table(show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a long path or weights file wraps whole, never cut with "..."
     table.add_row("run directory", str(result.run_dir))
     table.add_row("backbone", f"{result.spec.backbone} ({result.spec.weights}), {result.spec.input_size[0]}x{result.spec.input_size[1]}")
     table.add_row("images", ", ".join(f"{k} {v}" for k, v in result.spec.split["counts"].items()))

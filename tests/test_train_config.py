@@ -118,6 +118,18 @@ def test_values_are_normalised():
     json.dumps(numpy_values.to_dict())
 
 
+def test_the_record_names_the_layer_fine_tuning_started_from():
+    """spec.json and the resume check hold the resolved cut: when a backbone's default cut changes, an
+    old run still says what it fine-tuned, and an unfinished one is not continued with another cut."""
+    from edge.backbones import get_backbone
+
+    assert TrainConfig().fine_tune_from is None  # the option stays unset ...
+    assert TrainConfig().to_dict()["fine_tune_from"] == get_backbone("mobilenet_v2").fine_tune_from == "block_14_expand"
+    assert TrainConfig(backbone="resnet50").resume_key()["fine_tune_from"] == get_backbone("resnet50").fine_tune_from
+    assert TrainConfig(fine_tune_from="block_15_expand").to_dict()["fine_tune_from"] == "block_15_expand"
+    assert TrainConfig().resume_key() != {**TrainConfig().resume_key(), "fine_tune_from": None}  # stop 18's record
+
+
 @pytest.mark.parametrize("options", [{"epochs": "5"}, {"epochs": 2.5}, {"image_size": True}, {"augment": "no"},
                                      {"split": (0.8, 0.2)}, {"split": "a/b/c"}, {"class_weights": None},
                                      {"learning_rate": float("nan")}, {"csv": ""}, {"weights": None}])

@@ -112,9 +112,17 @@ class TrainConfig:
         if not isinstance(self.extra, dict):
             raise EdgeError(f"extra must be a dict, not {self.extra!r}.")
 
+    @property
+    def start_layer(self) -> str:
+        """The first layer fine-tuning trains: ``fine_tune_from``, or the backbone's own choice."""
+        return self.fine_tune_from or get_backbone(self.backbone).fine_tune_from
+
     def to_dict(self) -> dict:
+        """The options as spec.json and the resume check record them: ``fine_tune_from`` resolved, so a
+        run says which layers it fine-tuned when the backbone's default changes."""
         data = asdict(self)
         data["split"] = list(self.split)
+        data["fine_tune_from"] = self.start_layer
         return data
 
     def resume_key(self) -> dict:

@@ -222,7 +222,7 @@ def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir:
     from edge.train.stages import fine_tune_on_views, train_head, train_images
 
     set_trainable(model, config.backbone, "head")
-    start_layer = config.fine_tune_from or get_backbone(config.backbone).fine_tune_from
+    start_layer = config.start_layer
     with strategy.scope():  # the cut models train under the strategy (the top is fitted, its metrics mirrored)
         planned = views.plan(model, config, start_layer, FEATURES_LAYER, len(splits["train"]))
     caches = bottlenecks = cut = None

@@ -298,7 +298,7 @@ def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: 
         lr = learning_rate(config.fine_tune_schedule, lr, steps, epochs)
     with strategy.scope():
         set_trainable(model, config.backbone, "fine_tune" if name == "fine_tune" else "all",
-                      start_layer=config.fine_tune_from)
+                      start_layer=config.start_layer)
         optimizer = _compile(model, lr, config)
     train_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, augment=config.augment,
                              seed=config.seed).map(one_hot(n))
@@ -322,7 +322,7 @@ def fine_tune_on_views(model, cut, caches, paths: list[Path], config: TrainConfi
     train_cache, val_cache = caches["train"], caches["val"]
     steps = batches_per_epoch(len(train_cache.labels), config.batch_size)
     with strategy.scope():
-        set_trainable(model, config.backbone, "fine_tune", start_layer=config.fine_tune_from)
+        set_trainable(model, config.backbone, "fine_tune", start_layer=config.start_layer)
         lr = learning_rate(config.fine_tune_schedule, config.fine_tune_learning_rate, steps, epochs)
         optimizer = _compile(cut.top, lr, config)
 

@@ -1,7 +1,7 @@
 """Fine-tuning on cached activations: the frozen part of the backbone runs once per augmented view.
 
-Fine-tuning unfreezes only the top of the backbone (MobileNetV2: from ``block_13_expand``, 14% of
-the forward pass). Run on images, every epoch pays the frozen 86% again for every photo. Here the
+Fine-tuning unfreezes only the top of the backbone (MobileNetV2: from ``block_14_expand``, 25% of
+its multiply-adds). Run on images, every epoch pays the frozen 75% again for every photo. Here the
 model is cut where the trainable part begins (``split_model``): the frozen part turns each
 training photo into activations once per *view* (view 0 the photo as it is, views 1.. augmented,
 each with its own seed; with ``resize_augment`` each photo of an augmented view is also resized

@@ -138,8 +138,14 @@ NOTES = {  # what the recipe names in the results mean
     "ft_lr3e-4_seed7": "ft_lr3e-4 with seed 7: a second draw of the learning-rate lever",
     "ft_epochs8": "defaults_now with 8 fine-tune epochs instead of 10 (a time lever)",
     "ft_epochs8_seed7": "ft_epochs8 with seed 7",
-    "views2": "ft_epochs8 with 2 cached views (the photo + 1 augmented) instead of 3: today's TrainConfig defaults",
+    "views2": "ft_epochs8 with 2 cached views (the photo + 1 augmented) instead of 3: the TrainConfig defaults "
+              "of stop 18",
     "views2_seed7": "views2 with seed 7",
+    "ft_from_block14": "views2 fine-tuning from block_14_expand (blocks 14-16 and the last conv, all at 7x7) "
+                       "instead of block_13_expand: today's TrainConfig defaults",
+    "ft_from_block14_seed7": "ft_from_block14 with seed 7",
+    "ft_from_block15": "views2 fine-tuning from block_15_expand (blocks 15-16 and the last conv)",
+    "ft_from_block15_seed7": "ft_from_block15 with seed 7",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -259,9 +265,10 @@ def save(rows: list[dict], machine: str) -> None:
             md.append(f"| {p['a']} | {p['b']} | {p['folds']} | {p['float_test_accuracy']} | {p['int8_accuracy']} | "
                       f"{p['int8_agreement']} |")
     if over_seeds:
-        md += ["", "Averaged over seeds (a recipe and its `_seedN` runs), against the defaults of stop 17 "
-               f"(`{BASELINES[0]}`) and of today (`{BASELINES[1]}`), two seeds each: per fold the mean over the "
-               "seeds, then mean +- std of the per-fold difference (b - a):", "",
+        days = ", ".join(f"`{name}` ({day})" for name, day in BASELINES.items())
+        md += ["", f"Averaged over seeds (a recipe and its `_seedN` runs), against the defaults of {days}, two "
+               "seeds each: per fold the mean over the seeds, then mean +- std of the per-fold difference (b - a):",
+               "",
                "| a | b | seeds (a / b) | folds | float top-1 | int8 top-1 | int8 agreement |",
                "|---|---|---|---:|---:|---:|---:|"]
         for p in over_seeds:
@@ -313,7 +320,8 @@ def paired(rows: list[dict]) -> list[dict]:
     return out
 
 
-BASELINES = ("defaults_now", "views2")  # the seed-averaged table compares with these: the defaults of stop 17, today's
+BASELINES = {"defaults_now": "stop 17", "views2": "stop 18", "ft_from_block14": "stop 19: today's"}
+"""The seed-averaged table compares with these TrainConfig defaults of their day."""
 
 
 def seed_base(recipe: str) -> str:
@@ -321,7 +329,7 @@ def seed_base(recipe: str) -> str:
     return re.sub(r"_seed\d+$", "", recipe)
 
 
-def paired_over_seeds(rows: list[dict], baselines=BASELINES) -> list[dict]:
+def paired_over_seeds(rows: list[dict], baselines=tuple(BASELINES)) -> list[dict]:
     """Each recipe run with two seeds or more, against each of ``baselines`` (also run with several):
     per fold the mean over each one's seeds, then mean +- std of the per-fold difference. One seed per
     recipe cannot rank levers here: two seeds of the same recipe differ by about as much as any lever."""

@@ -169,8 +169,12 @@ NOTES = {  # what the row names in the results mean
     "defaults_2_views": "`default_8_epochs` with 2 cached views (the photo + 1 augmented) instead of 3, run right "
                         "after `issue_era`; its view caching (45.6 s) includes a 20-s wait for tf.data's autotuning "
                         "thread",
-    "defaults": "today's defaults (`defaults_2_views`), every tf.data pipeline without autotuning",
+    "defaults": "stop 18's defaults (`defaults_2_views`), every tf.data pipeline without autotuning",
     "defaults_rerun": "`defaults` again",
+    "defaults_stop19": "`defaults` in the session of `cut_block14` and `cut_block15`, on stop 19's code (the gate "
+                       "fix, no training change)",
+    "cut_block14": "`defaults_stop19` fine-tuning from block_14_expand instead of block_13_expand: today's defaults",
+    "cut_block15": "`defaults_stop19` fine-tuning from block_15_expand",
 }
 
 

@@ -65,7 +65,7 @@ BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in [
         Backbone(
-            "mobilenet_v2", "MobileNetV2", 224, MINUS_ONE_TO_ONE, "block_13_expand", _mnv2_file,
+            "mobilenet_v2", "MobileNetV2", 224, MINUS_ONE_TO_ONE, "block_14_expand", _mnv2_file,
             has_alpha=True,
         ),
         Backbone(

@@ -267,6 +267,60 @@ def test_cosine_fine_tune_on_views_runs_every_epoch_and_keeps_the_last(views_dat
         assert result.metrics[name]["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == [s.label for s in samples]))
 
 
+def test_int8_exact_fine_tune_gives_the_int8_file_the_float_models_weights(views_data, fake_weights, tmp_path):
+    """With int8_exact the fine-tuned kernels end on their int8 grid and the TFLite int8 file carries
+    them unchanged: its dequantized weights equal the Keras kernels; the frozen layers are untouched."""
+    from edge import export
+    from edge.keras_setup import keras
+    from edge.runtimes.litert import interpreter
+    from edge.train import train
+    from edge.train.int8_grid import rounded
+
+    result = train(views_data, run_dir=tmp_path / "run", weights=str(fake_weights), fine_tune_epochs=2,
+                   int8_exact=True, **OPTIONS)
+    assert json.loads((result.run_dir / "spec.json").read_text())["training"]["int8_exact"] is True
+    model = keras.models.load_model(result.model_path)
+    pretrained = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)
+    pretrained.load_weights(fake_weights)
+    assert np.array_equal(model.get_layer("block_13_project").kernel.numpy(),
+                          pretrained.get_layer("block_13_project").kernel.numpy())  # below the cut
+    tuned = {"block_14_expand": 3, "block_14_depthwise": 2, "block_16_project": 3, "Conv_1": 3, "logits": 1}
+    for name, axis in tuned.items():
+        layer = model.get_layer(name)
+        kernel = (layer.depthwise_kernel if axis == 2 else layer.kernel).numpy()
+        assert np.allclose(kernel, rounded(kernel, axis).numpy(), rtol=0, atol=1e-7), name
+        if name != "logits":
+            assert not np.array_equal(kernel, pretrained.get_layer(name).get_weights()[0]), name  # it was trained
+    report = export(result.run_dir, formats="tflite", quantize="int8", out=tmp_path / "export", quiet=True)
+    (entry,) = report.entries
+    int8_file = interpreter(entry.path)
+    tensors = {t["name"]: t for t in int8_file.get_tensor_details()
+               if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"]) > 1}
+    ops = {"block_14_depthwise": "/depthwise", "logits": "/MatMul"}
+    checked = 0
+    for name, axis in tuned.items():
+        layer = model.get_layer(name)
+        kernel = (layer.depthwise_kernel if axis == 2 else layer.kernel).numpy()
+        (tensor_name,) = [t for t in tensors if t.endswith(f"/{name}{ops.get(name, '/Conv2D')}")]
+        tensor = tensors[tensor_name]
+        scales = tensor["quantization_parameters"]["scales"]
+        values = int8_file.get_tensor(tensor["index"])
+        if axis == 2:  # depthwise (h, w, channels, 1) -> TFLite (1, h, w, channels)
+            as_tflite = kernel[..., 0][None]
+        elif axis == 1:  # dense (in, out) -> (out, in)
+            as_tflite = kernel.T
+        else:  # convolution (h, w, in, out) -> (out, h, w, in)
+            as_tflite = np.transpose(kernel, (3, 0, 1, 2))
+        channel = tensor["quantization_parameters"]["quantized_dimension"]
+        others = tuple(i for i in range(values.ndim) if i != channel)
+        steps = as_tflite / (np.abs(as_tflite).max(axis=others, keepdims=True) / 127)
+        # the file's integers are the kernel's own grid steps (folding batch norm scales a channel, not its steps)
+        assert np.abs(steps - np.round(steps)).max() < 1e-3 and np.array_equal(np.round(steps), values), name
+        assert len(scales) == values.shape[channel]  # one scale per output channel
+        checked += 1
+    assert checked == len(tuned)
+
+
 def test_views_zero_fine_tunes_on_images_and_constant_keeps_the_best(views_data, fake_weights, tmp_path):
     from edge.train import train
 

@@ -26,6 +26,7 @@ from edge.keras_setup import keras, tf
 from edge.rundir import Sample
 from edge.train.checkpoint import StageCheckpoint
 from edge.train.config import DECAYING_SCHEDULES, TrainConfig
+from edge.train.int8_grid import Int8Grid, snap
 from edge.train.model import LOGITS_LAYER, feature_extractor, head_model, set_trainable
 from edge.train.progress import RichProgress
 from edge.train.schedule import learning_rate
@@ -133,7 +134,7 @@ def cache_bottlenecks(model, samples: list[Sample], size, batch_size: int, path:
 
 def _run_stage(name: str, fit_model, weights_model, optimizer, train_ds, val_ds, epochs: int, directory: Path,
                config: TrainConfig, progress, weights, log_dir: Path, steps: int | None,
-               refresh_ds=None, decaying: bool = False) -> StageResult:
+               refresh_ds=None, decaying: bool = False, callbacks: tuple = ()) -> StageResult:
     """Fit ``epochs`` epochs with per-epoch checkpoints. ``decaying`` (a schedule that decays to the
     end): no early stopping, the last epoch's weights are kept; otherwise ``patience`` early
     stopping with the best validation epoch's weights restored. ``train_ds`` is a dataset, or a
@@ -154,6 +155,7 @@ def _run_stage(name: str, fit_model, weights_model, optimizer, train_ds, val_ds,
             class_weight=weights,
             verbose=0,
             callbacks=[
+                *callbacks,
                 Validate(fit_model, val_ds, refresh_ds),
                 ckpt,
                 RichProgress(progress, name, epochs, initial_epoch, steps),
@@ -309,8 +311,9 @@ def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: 
     if name == "scratch":
         refresh_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, seed=config.seed)
         refresh_ds = refresh_ds.take(max(1, 512 // config.batch_size))
-    return _run_stage(name, model, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / name, config, progress,
-                      weights, log_dir, steps, refresh_ds, decaying)
+    result = _run_stage(name, model, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / name, config, progress,
+                        weights, log_dir, steps, refresh_ds, decaying, _grid_callbacks(name, model, config))
+    return _snapped(name, model, config, result)
 
 
 def fine_tune_on_views(model, cut, caches, paths: list[Path], config: TrainConfig, ckpt_dir: Path, log_dir: Path,
@@ -333,5 +336,21 @@ def fine_tune_on_views(model, cut, caches, paths: list[Path], config: TrainConfi
     val_ds = settled(tf.data.Dataset.from_tensor_slices((x_val, tf.one_hot(val_cache.labels, n)))
                      .batch(max(config.batch_size, 64)))
     weights = class_weights(train_cache.labels, n, config.class_weights)
-    return _run_stage("fine_tune", cut.top, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / "fine_tune", config,
-                      progress, weights, log_dir, steps, decaying=config.fine_tune_schedule in DECAYING_SCHEDULES)
+    result = _run_stage("fine_tune", cut.top, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / "fine_tune",
+                        config, progress, weights, log_dir, steps,
+                        decaying=config.fine_tune_schedule in DECAYING_SCHEDULES,
+                        callbacks=_grid_callbacks("fine_tune", cut.top, config))
+    return _snapped("fine_tune", cut.top, config, result)
+
+
+def _grid_callbacks(name: str, model, config: TrainConfig) -> tuple:
+    """With ``int8_exact``, the fine-tune trains on int8-rounded kernels (``edge.train.int8_grid``)."""
+    return (Int8Grid(model),) if name == "fine_tune" and config.int8_exact else ()
+
+
+def _snapped(name: str, model, config: TrainConfig, result: StageResult) -> StageResult:
+    """With ``int8_exact``, the fine-tuned kernels end on their int8 grid (also after a resumed,
+    finished stage: the checkpoints hold the unrounded kernels)."""
+    if name == "fine_tune" and config.int8_exact:
+        snap(model)
+    return result

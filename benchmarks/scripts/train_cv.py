@@ -142,10 +142,13 @@ NOTES = {  # what the recipe names in the results mean
               "of stop 18",
     "views2_seed7": "views2 with seed 7",
     "ft_from_block14": "views2 fine-tuning from block_14_expand (blocks 14-16 and the last conv, all at 7x7) "
-                       "instead of block_13_expand: today's TrainConfig defaults",
+                       "instead of block_13_expand, with float kernels (`int8_exact` off, as before it existed)",
     "ft_from_block14_seed7": "ft_from_block14 with seed 7",
     "ft_from_block15": "views2 fine-tuning from block_15_expand (blocks 15-16 and the last conv)",
     "ft_from_block15_seed7": "ft_from_block15 with seed 7",
+    "int8_exact": "ft_from_block14 with int8_exact: the fine-tune trains on kernels rounded to their int8 grid "
+                  "(straight-through) and ends on them (edge.train.int8_grid): today's TrainConfig defaults",
+    "int8_exact_seed7": "int8_exact with seed 7",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -320,8 +323,9 @@ def paired(rows: list[dict]) -> list[dict]:
     return out
 
 
-BASELINES = {"defaults_now": "stop 17", "views2": "stop 18", "ft_from_block14": "stop 19: today's"}
-"""The seed-averaged table compares with these TrainConfig defaults of their day."""
+BASELINES = {"defaults_now": "stop 17", "views2": "stop 18", "ft_from_block14": "stop 19's cut, float kernels",
+             "int8_exact": "stop 19: today's"}
+"""The seed-averaged table compares with these recipes (TrainConfig defaults of their day, in order)."""
 
 
 def seed_base(recipe: str) -> str:

@@ -173,8 +173,13 @@ NOTES = {  # what the row names in the results mean
     "defaults_rerun": "`defaults` again",
     "defaults_stop19": "`defaults` in the session of `cut_block14` and `cut_block15`, on stop 19's code (the gate "
                        "fix, no training change)",
-    "cut_block14": "`defaults_stop19` fine-tuning from block_14_expand instead of block_13_expand: today's defaults",
+    "cut_block14": "`defaults_stop19` fine-tuning from block_14_expand instead of block_13_expand",
     "cut_block15": "`defaults_stop19` fine-tuning from block_15_expand",
+    "defaults_int8_exact": "`cut_block14` with int8-exact kernels (the fine-tune trains on int8-rounded kernels, "
+                           "edge.train.int8_grid), first version: rounded twice a batch",
+    "cut_block14_rerun": "`cut_block14` again (`int8_exact` off), beside `defaults_int8_exact`",
+    "defaults_int8_exact_v2": "today's defaults: `defaults_int8_exact` with the rounded kernels kept from the start "
+                              "of a batch to its end (one rounding a batch)",
 }
 
 

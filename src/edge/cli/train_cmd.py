@@ -55,6 +55,7 @@ def train(
     batch_size: int = _option("batch_size", "Global batch size."),
     learning_rate: float = _option("learning_rate", "Learning rate of stage 1."),
     fine_tune_learning_rate: float = _option("fine_tune_learning_rate", "Learning rate of stage 2."),
+    int8_exact: bool = typer.Option(DEFAULTS.int8_exact, "--int8-exact/--no-int8-exact", help="Fine-tune on int8-rounded kernels and keep them: the int8 file gets the float model's own weights, so fewer answers change."),
     dropout: float = _option("dropout", "Dropout before the softmax head."),
     label_smoothing: float = _option("label_smoothing", "Label smoothing of the cross-entropy loss."),
     class_weights: str = _option("class_weights", f"{', '.join(CLASS_WEIGHTS)} (auto: balanced when classes are imbalanced >1.5x)."),
@@ -84,7 +85,7 @@ def train(
         fine_tune_views=fine_tune_views, batch_size=batch_size,
         learning_rate=learning_rate, fine_tune_learning_rate=fine_tune_learning_rate, dropout=dropout,
         label_smoothing=label_smoothing, class_weights=class_weights, patience=patience, augment=augment,
-        resize_augment=resize_augment,
+        resize_augment=resize_augment, int8_exact=int8_exact,
         split=split, seed=seed, csv=str(csv) if csv else None, csv_allow_outside=csv_allow_outside,
         mixed_precision=mixed_precision, devices=devices,
     )

@@ -5,14 +5,16 @@ kernel to its grid. The shared ImageNet MobileNetV2 kernels already lie on it (t
 int8 model; ``benchmarks/scripts/int8_grid.py``), so only the fine-tuned layers are rounded, and
 on flowers-mini that rounding alone changed as many answers as the whole int8 conversion: the int8
 file agreed with the float model with its kernels rounded on 99.6% of photos, with the float model
-itself on 97.8% (README, "The default recipe").
+itself on 97.8% (``benchmarks/results/int8_grid.md``).
 
 ``Int8Grid`` trains with the straight-through estimator: before each training batch every trainable
 kernel is replaced by its rounded value (the forward and backward passes see the int8 weights), and
 after the optimizer's step the change is applied to the unrounded ("latent") kernel, which is what
 the variables hold between batches (so per-epoch checkpoints and a resumed run keep the latent
-weights). ``snap`` rounds the kernels once training ends: the float model then has exactly the
-weights its int8 file gets, and its answers differ from the int8 file's only through activations.
+weights; the per-epoch validation sees them too). ``snap`` rounds the kernels once training ends:
+the float model then has exactly the weights its int8 file gets, and its answers differ from the
+int8 file's only through activations. Batch norm folded into a kernel scales each output channel,
+which leaves its grid steps as they are.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ def int8_gate_passed(accuracy: float, reference_accuracy: float, images: int) ->
     """The int8 gate's verdict (the default budget), recounted from an artifact's stored accuracies.
 
     Results written before 2026-11-29 hold the gate's status of their day, which failed a drop of
-    exactly one photo in 100 about half the time (the float difference of the two accuracies;
-    ``edge.verify.drop_pts``). The tables count passes with this instead.
+    exactly one photo in 100 at 80 of the 100 possible accuracies (the float difference of the two
+    accuracies; ``edge.verify.drop_pts``). The tables count passes with this instead.
     """
     from edge.formats import COMPRESSED_BUDGET
     from edge.verify import drop_pts

@@ -5,7 +5,8 @@ int8 TFLite file once per method, verified by edge's gate on the fold's 100 test
 
 * ``ptq``: ``edge export`` as by default (post-training, 200 calibration photos);
 * ``qat``: ``edge export --qat`` (quantization-aware training on the fold's training split);
-* ``auto``: ``edge export --int8-auto`` (post-training, then the remedies in order until one passes).
+* ``auto``: ``edge export --int8-auto`` (post-training, then the remedies in order until one passes);
+* ``ptq-calibrate-all``: post-training, calibrated on the whole training split (``--calibration-count``).
 
 Per method: int8 top-1 (mean +- std over folds), the drop from the float model, top-1 agreement,
 how many answers changed over the 500 photos and how many of those the float model was unsure of
@@ -27,7 +28,8 @@ import time
 from common import RESULTS, WORK, int8_gate_passed, require_shared
 from train_cv import _mean_std
 
-METHODS = {"ptq": {}, "qat": {"qat": True}, "auto": {"int8_auto": True}}
+METHODS = {"ptq": {}, "qat": {"qat": True}, "auto": {"int8_auto": True},
+           "ptq-calibrate-all": {"calibration_count": 100_000}}
 OUT_JSON = RESULTS / "int8_cv.json"
 OUT_MD = RESULTS / "int8_cv.md"
 

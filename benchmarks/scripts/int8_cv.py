@@ -6,7 +6,8 @@ int8 TFLite file once per method, verified by edge's gate on the fold's 100 test
 * ``ptq``: ``edge export`` as by default (post-training, 200 calibration photos);
 * ``qat``: ``edge export --qat`` (quantization-aware training on the fold's training split);
 * ``auto``: ``edge export --int8-auto`` (post-training, then the remedies in order until one passes);
-* ``ptq-calibrate-all``: post-training, calibrated on the whole training split (``--calibration-count``).
+* ``ptq-calibrate-all``: post-training, calibrated on the whole training split (``--calibration-count``);
+* ``onnx-ptq``: the ONNX int8 file instead (onnxruntime static QDQ, as ``edge export`` makes it).
 
 Per method: int8 top-1 (mean +- std over folds), the drop from the float model, top-1 agreement,
 how many answers changed over the 500 photos and how many of those the float model was unsure of
@@ -29,7 +30,7 @@ from common import RESULTS, WORK, int8_gate_passed, require_shared
 from train_cv import _mean_std
 
 METHODS = {"ptq": {}, "qat": {"qat": True}, "auto": {"int8_auto": True},
-           "ptq-calibrate-all": {"calibration_count": 100_000}}
+           "ptq-calibrate-all": {"calibration_count": 100_000}, "onnx-ptq": {"formats": "onnx"}}
 OUT_JSON = RESULTS / "int8_cv.json"
 OUT_MD = RESULTS / "int8_cv.md"
 
@@ -38,8 +39,8 @@ def run(recipe: str, method: str, fold_dir) -> dict:
     from edge import export
 
     start = time.perf_counter()
-    report = export(fold_dir, formats="tflite", quantize="int8", out=WORK / "int8_cv" / recipe / method / fold_dir.name,
-                    quiet=True, force=True, **METHODS[method])
+    report = export(fold_dir, quantize="int8", out=WORK / "int8_cv" / recipe / method / fold_dir.name,
+                    quiet=True, force=True, **{"formats": "tflite", **METHODS[method]})
     (entry,) = report.entries
     return {"recipe": recipe, "method": method, "fold": fold_dir.name, "status": entry.status,
             "accuracy": entry.accuracy, "float_accuracy": entry.reference_accuracy, "agreement": entry.agreement,
@@ -67,7 +68,7 @@ def write_md(rows: list[dict]) -> None:
     OUT_MD.write_text("\n".join([
         "# int8 TFLite by method, over the 5 CV folds of a recipe (100 test photos a fold)", "",
         "Each fold's run from `train_cv.py`, exported with `edge export --formats tflite --quantize int8` "
-        "and the method's option; the gate verifies it on the fold's test photos (drop <= 1 point). "
+        "and the method's option (`onnx-ptq`: `--formats onnx`); the gate verifies it on the fold's test photos (drop <= 1 point). "
         "\"answers changed (float unsure)\": photos whose int8 top-1 differs from the float model's, over all "
         "folds, and of them how many the float model was unsure of (margin < edge.verify.UNSURE_MARGIN). "
         "\"gate passed\" is recounted from the stored accuracies with the gate's drop as of 2026-11-29 (a drop "

@@ -134,36 +134,43 @@ def cache_bottlenecks(model, samples: list[Sample], size, batch_size: int, path:
 
 def _run_stage(name: str, fit_model, weights_model, optimizer, train_ds, val_ds, epochs: int, directory: Path,
                config: TrainConfig, progress, weights, log_dir: Path, steps: int | None,
-               refresh_ds=None, decaying: bool = False, callbacks: tuple = ()) -> StageResult:
+               refresh_ds=None, decaying: bool = False) -> StageResult:
     """Fit ``epochs`` epochs with per-epoch checkpoints. ``decaying`` (a schedule that decays to the
     end): no early stopping, the last epoch's weights are kept; otherwise ``patience`` early
     stopping with the best validation epoch's weights restored. ``train_ds`` is a dataset, or a
-    function of the first epoch to run that returns one (a resumed stage starts there)."""
+    function of the first epoch to run that returns one (a resumed stage starts there). With
+    ``int8_exact`` the fine-tune trains on int8-rounded kernels and ends on them
+    (``edge.train.int8_grid``; also a finished stage resumed: its checkpoints hold the unrounded ones)."""
+    int8_exact = name == "fine_tune" and config.int8_exact
     patience = 0 if decaying else config.patience
     ckpt = StageCheckpoint(directory, weights_model, optimizer, patience=patience, restore_best=not decaying)
     start = time.perf_counter()
     if ckpt.done:
         state = ckpt.finish()
-        return StageResult(name, state["history"], 0.0, state["kept_epoch"], resumed_from=state["epoch"] + 1)
-    initial_epoch = ckpt.restore()
-    if initial_epoch < epochs and not (patience and ckpt.state["wait"] >= patience):
-        fit_model.fit(
-            train_ds(initial_epoch) if callable(train_ds) else train_ds,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            class_weight=weights,
-            verbose=0,
-            callbacks=[
-                *callbacks,
-                Validate(fit_model, val_ds, refresh_ds),
-                ckpt,
-                RichProgress(progress, name, epochs, initial_epoch, steps),
-                keras.callbacks.TensorBoard(str(log_dir / name), write_graph=False, profile_batch=0),
-            ],
-        )
-    state = ckpt.finish()
-    return StageResult(name, state["history"], time.perf_counter() - start, state["kept_epoch"], initial_epoch)
+        result = StageResult(name, state["history"], 0.0, state["kept_epoch"], resumed_from=state["epoch"] + 1)
+    else:
+        initial_epoch = ckpt.restore()
+        if initial_epoch < epochs and not (patience and ckpt.state["wait"] >= patience):
+            fit_model.fit(
+                train_ds(initial_epoch) if callable(train_ds) else train_ds,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps,
+                class_weight=weights,
+                verbose=0,
+                callbacks=[
+                    *([Int8Grid(fit_model)] if int8_exact else []),
+                    Validate(fit_model, val_ds, refresh_ds),
+                    ckpt,
+                    RichProgress(progress, name, epochs, initial_epoch, steps),
+                    keras.callbacks.TensorBoard(str(log_dir / name), write_graph=False, profile_batch=0),
+                ],
+            )
+        state = ckpt.finish()
+        result = StageResult(name, state["history"], time.perf_counter() - start, state["kept_epoch"], initial_epoch)
+    if int8_exact:
+        snap(fit_model)
+    return result
 
 
 HEAD_STATE = "state.json"
@@ -311,9 +318,8 @@ def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: 
     if name == "scratch":
         refresh_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, seed=config.seed)
         refresh_ds = refresh_ds.take(max(1, 512 // config.batch_size))
-    result = _run_stage(name, model, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / name, config, progress,
-                        weights, log_dir, steps, refresh_ds, decaying, _grid_callbacks(name, model, config))
-    return _snapped(name, model, config, result)
+    return _run_stage(name, model, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / name, config, progress,
+                      weights, log_dir, steps, refresh_ds, decaying)
 
 
 def fine_tune_on_views(model, cut, caches, paths: list[Path], config: TrainConfig, ckpt_dir: Path, log_dir: Path,
@@ -336,21 +342,5 @@ def fine_tune_on_views(model, cut, caches, paths: list[Path], config: TrainConfi
     val_ds = settled(tf.data.Dataset.from_tensor_slices((x_val, tf.one_hot(val_cache.labels, n)))
                      .batch(max(config.batch_size, 64)))
     weights = class_weights(train_cache.labels, n, config.class_weights)
-    result = _run_stage("fine_tune", cut.top, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / "fine_tune",
-                        config, progress, weights, log_dir, steps,
-                        decaying=config.fine_tune_schedule in DECAYING_SCHEDULES,
-                        callbacks=_grid_callbacks("fine_tune", cut.top, config))
-    return _snapped("fine_tune", cut.top, config, result)
-
-
-def _grid_callbacks(name: str, model, config: TrainConfig) -> tuple:
-    """With ``int8_exact``, the fine-tune trains on int8-rounded kernels (``edge.train.int8_grid``)."""
-    return (Int8Grid(model),) if name == "fine_tune" and config.int8_exact else ()
-
-
-def _snapped(name: str, model, config: TrainConfig, result: StageResult) -> StageResult:
-    """With ``int8_exact``, the fine-tuned kernels end on their int8 grid (also after a resumed,
-    finished stage: the checkpoints hold the unrounded kernels)."""
-    if name == "fine_tune" and config.int8_exact:
-        snap(model)
-    return result
+    return _run_stage("fine_tune", cut.top, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / "fine_tune", config,
+                      progress, weights, log_dir, steps, decaying=config.fine_tune_schedule in DECAYING_SCHEDULES)

@@ -62,7 +62,7 @@ def agreement(recipe: str) -> dict:
         images = load_images([s.path for s in test], run.spec.input_size)
         model = load_keras(run.model_path)
         top1 = {"float": model.predict(images.astype(np.float32), verbose=0).argmax(1)}
-        for _, (kernel, axis) in kernels(model, variables=True).items():
+        for kernel, axis in kernels(model, variables=True).values():
             kernel.assign(rounded(kernel, axis))
         top1["rounded"] = model.predict(images.astype(np.float32), verbose=0).argmax(1)
         int8_file = next((fold / "export").rglob("*int8*.tflite"))  # rejected/ when the gate failed

@@ -59,7 +59,8 @@ def compare(reference_probs: np.ndarray, candidate_probs: np.ndarray, labels: np
         raise ValueError(f"output shapes differ: reference {reference_probs.shape}, candidate {candidate_probs.shape}")
     close = metrics.agreement(reference_probs, candidate_probs)
     ref_top1 = reference_probs.argmax(1)
-    changed = ref_top1 != candidate_probs.argmax(1)
+    top1 = candidate_probs.argmax(1)
+    changed = ref_top1 != top1
     accuracy = metrics.top_k_accuracy(labels, candidate_probs, 1)
     reference_accuracy = metrics.top_k_accuracy(labels, reference_probs, 1)
     return Verification(
@@ -67,7 +68,7 @@ def compare(reference_probs: np.ndarray, candidate_probs: np.ndarray, labels: np
         agreement=close["agreement"],
         accuracy=accuracy,
         reference_accuracy=reference_accuracy,
-        drop_pts=drop_pts((ref_top1 == labels).sum(), (candidate_probs.argmax(1) == labels).sum(), len(labels)),
+        drop_pts=drop_pts((ref_top1 == labels).sum(), (top1 == labels).sum(), len(labels)),
         max_prob_diff=close["max_prob_diff"],
         mean_prob_diff=close["mean_prob_diff"],
         changed=int(changed.sum()),

@@ -343,3 +343,58 @@ def test_edge_runs_mediapipe_on_photo_files(with_metadata, mediapipe_files, medi
         assert list(result.unreadable) == [str(broken)]
     assert len(set(expected)) > 1  # the photos are not all one class: the comparison can fail
     assert results[models["int8"]].refused == INT8_INPUT and results[models["int8"]].top1 is None
+
+
+def test_edge_hands_mediapipe_pixels_as_they_are(with_metadata, mediapipe_files, mediapipe_python):
+    """``classify_files(..., pixels=...)``: MediaPipe given images at the model's size (nothing for it to decode
+    or resize) answers as LiteRT does on them (benchmarks/scripts/flip_margins.py separates decode from resize)."""
+    from edge.runtimes.mediapipe import classify_files
+
+    models, _ = mediapipe_files
+    pixels = _pixels()
+    results = classify_files(mediapipe_python, [models["float"]], [], pixels=pixels)
+    expected = [int(_run_litert(with_metadata["float"], pixels[i : i + 1])[0].argmax()) for i in range(len(pixels))]
+    assert results[models["float"]].top1.tolist() == expected and len(set(expected)) > 1
+
+
+def test_mediapipe_cpu_resize_is_the_one_mediapipe_does(mediapipe_python, tmp_path):
+    """``edge.data.resize.mediapipe_cpu`` gives exactly the pixels MediaPipe's ImageClassifier feeds a model.
+    The probe model's "class scores" are its input pixels (identity normalization), so MediaPipe's answer on a
+    photo file is its resize of it: photos larger and smaller than the input, on each axis."""
+    import json
+    import subprocess
+
+    from PIL import Image
+
+    from edge.data.resize import REFERENCE, RESIZERS, mediapipe_cpu
+    from edge.keras_setup import keras, tf
+    from edge.runtimes.mediapipe import CONSUMER
+
+    height, width = 12, 20
+    count = height * width * 3
+    inputs = keras.Input((height, width, 3), name="image", batch_size=1)
+    probe = keras.Model(inputs, keras.layers.Reshape((count,), name="probabilities")(inputs))
+    spec = ModelSpec(name="probe", backbone="tiny", labels=[f"p{i}" for i in range(count)],
+                     input_size=(height, width), normalization=Normalization(mean=(0.0,) * 3, std=(1.0,) * 3))
+    model = tmp_path / "probe.tflite"
+    model.write_bytes(add_metadata(tf.lite.TFLiteConverter.from_keras_model(probe).convert(), spec, artifact_metadata(spec)))
+    rng = np.random.default_rng(5)
+    photos = {}
+    for size in ((37, 29), (15, 7), (20, 12), (64, 9)):  # (width, height): down, up, the same, mixed
+        photos[tmp_path / f"{size[0]}x{size[1]}.png"] = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    for path, pixels in photos.items():
+        Image.fromarray(pixels).save(path)
+    request, answer = tmp_path / "request.json", tmp_path / "answer.json"
+    request.write_text(json.dumps({"models": [str(model)], "files": [str(p) for p in photos], "max_results": -1,
+                                   "metadata": False, "out": str(answer)}))
+    subprocess.run([str(mediapipe_python), str(CONSUMER), str(request)], check=True, capture_output=True, timeout=300)
+    results = json.loads(answer.read_text())["models"][str(model)]["files"]
+    for (path, pixels), categories in zip(photos.items(), results, strict=True):
+        seen = np.zeros(count, np.float32)
+        for category in categories:
+            seen[category["index"]] = category["score"]
+        seen = seen.reshape(height, width, 3)
+        ours = mediapipe_cpu(Image.fromarray(pixels), (height, width))
+        np.testing.assert_array_equal(ours, seen, err_msg=path.name)
+        if pixels.shape[:2] != (height, width):  # the test can fail: edge's own resize is another one
+            assert not np.array_equal(RESIZERS[REFERENCE](Image.fromarray(pixels), (height, width)), seen)

@@ -6,13 +6,16 @@ margin (top-1 minus top-2 probability, with edge's own resize) and whether its t
 
 * in the int8 file (edge's resize),
 * in the float model under each consumer resize (``edge.data.resize.VARIANTS``),
-* under MediaPipe Tasks given the photo file (fp32 TFLite; where MediaPipe's venv is found).
+* under MediaPipe Tasks given the photo file (fp32 TFLite; where MediaPipe's venv is found), and, to
+  tell its decoder from its resize, given edge's decode of the photo (a lossless PNG at full size:
+  MediaPipe only resizes) and given edge's own model-size pixels (MediaPipe neither decodes nor
+  resizes: what is left is its interpreter).
 
 Over the 5 folds every flowers-mini photo is tested once, so the table covers 500 photos. It shows
 how the flips concentrate on the photos the float model is unsure of, and how right the float model
 is on those: the agreement goals of issue #13 are goals on that low-margin band.
 
-    python benchmarks/scripts/flip_margins.py [--recipe defaults_now]
+    python benchmarks/scripts/flip_margins.py [--recipe int8_exact]
 
 Writes benchmarks/results/flip_margins.{json,md}. Skips (exit 0) without ../shared or without the runs.
 """
@@ -23,11 +26,17 @@ import argparse
 import csv
 import itertools
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, WORK, require_shared
+from common import RESULTS, ROOT, WORK, require_shared
 from train_cv import mediapipe_top1
+
+DECODED = "mediapipe-edge-decode"  # MediaPipe given edge's decoded photo (it resizes)
+PIXELS = "mediapipe-edge-pixels"  # MediaPipe given edge's model-size pixels (it neither decodes nor resizes)
+NO_AA = "bilinear-no-antialias"
+AGAINST_NO_AA = "mediapipe-vs-no-antialias"  # MediaPipe (the file) against the float model under NO_AA, not edge's own
 
 BANDS = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0001)  # float top-1 margin bands (upper bound exclusive)
 
@@ -53,13 +62,33 @@ def fold_rows(run_dir: Path) -> list[dict]:
     top2 = np.sort(probs, axis=1)[:, -2:]
     own = probs.argmax(1)
     flips = {"int8": int8(stacks[REFERENCE]).argmax(1) != own}
-    flips.update({v: model(stacks[v]).argmax(1) != own for v in VARIANTS})
+    variant_top1 = {v: model(stacks[v]).argmax(1) for v in VARIANTS}
+    flips.update({v: top1 != own for v, top1 in variant_top1.items()})
     answers = mediapipe_top1(run_dir, {}, [r["path"] for r in test])
     if "float" in answers:
         flips[mediapipe.KEY] = answers["float"] != own
+        flips[AGAINST_NO_AA] = answers["float"] != variant_top1[NO_AA]
+        flips.update(mediapipe_parts(run_dir, [r["path"] for r in test], stacks[REFERENCE], own))
     return [{"photo": "/".join(Path(test[i]["path"]).parts[-2:]), "margin": round(float(top2[i, 1] - top2[i, 0]), 4),
              "float_right": bool(own[i] == truth[i]),
              "flips": [name for name, f in flips.items() if f[i]], "checked": list(flips)} for i in range(len(test))]
+
+
+def mediapipe_parts(run_dir: Path, photos: list[str], pixels: np.ndarray, own: np.ndarray) -> dict[str, np.ndarray]:
+    """MediaPipe's flips given edge's decode of each photo (PNG, full size) and given edge's pixels."""
+    from edge.data.images import open_rgb
+    from edge.runtimes import mediapipe
+
+    python = mediapipe.locate(cwd=ROOT).python
+    fp32 = next((run_dir / "export_fp32").glob("*.tflite"))  # mediapipe_top1 exported it
+    with tempfile.TemporaryDirectory(prefix="flip-margins-") as tmp:
+        decoded = []
+        for i, photo in enumerate(photos):
+            decoded.append(Path(tmp) / f"{i}.png")
+            open_rgb(photo).save(decoded[-1])
+        on_decoded = mediapipe.classify_files(python, [fp32], decoded)[fp32].top1
+    on_pixels = mediapipe.classify_files(python, [fp32], [], pixels=pixels)[fp32].top1
+    return {DECODED: on_decoded != own, PIXELS: on_pixels != own}
 
 
 def table(rows: list[dict], perturbations: list[str]) -> list[str]:
@@ -79,7 +108,7 @@ def table(rows: list[dict], perturbations: list[str]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="defaults_now", help="a recipe train_cv.py ran (its runs are kept)")
+    parser.add_argument("--recipe", default="int8_exact", help="a recipe train_cv.py ran (its runs are kept)")
     args = parser.parse_args()
     runs = sorted((WORK / "cv" / args.recipe).glob("fold*"))
     if not require_shared() or not require_shared(*runs[:1] or [WORK / "cv" / args.recipe / "fold0"]):
@@ -96,7 +125,11 @@ def main() -> int:
           "Float margin = the float model's top-1 minus top-2 probability with edge's resize. A flip = a different "
           "top-1 from the float model's own: int8 = the int8 TFLite file (edge's resize); the resize variants = "
           "the float model on the photo resized another way (edge.data.resize); mediapipe = MediaPipe Tasks "
-          "given the photo file (fp32 TFLite). \"float right\" = the float model's accuracy in that band.", "",
+          f"given the photo file (fp32 TFLite); {DECODED} = MediaPipe given edge's decode of the photo (a PNG "
+          f"at full size: MediaPipe only resizes); {PIXELS} = MediaPipe given edge's model-size pixels (it "
+          f"neither decodes nor resizes); {AGAINST_NO_AA} = MediaPipe given the file against the float model on "
+          f"the {NO_AA} resize instead of edge's own (how close that variant is to what MediaPipe does). "
+          "\"float right\" = the float model's accuracy in that band.", "",
           *table(rows, perturbations)]
     (RESULTS / "flip_margins.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

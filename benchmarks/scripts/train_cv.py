@@ -11,10 +11,12 @@ MediaPipe Tasks (where its venv is found: edge.runtimes.mediapipe). Per recipe: 
 std (sample std, ddof=1) over the folds.
 
     python benchmarks/scripts/train_cv.py [--recipe default] [--options '{"fine_tune_from": "block_13_expand"}']
-        [--augment rrc] [--folds 0,1,2,3,4]
+        [--augment rrc] [--reference-resize FILTER] [--folds 0,1,2,3,4]
 
 ``--options`` passes TrainConfig fields; ``--augment rrc`` swaps edge's stage-2 augmentation for
-this script's random-resized crop (a lever measured here before it goes into edge). Recipes are
+this script's random-resized crop (a lever measured here before it goes into edge);
+``--reference-resize mediapipe-cpu`` makes another filter edge's own resize for the whole run
+(training, the int8 gate and the measurements: what a model trained for MediaPipe's resize gives). Recipes are
 compared per fold (paired differences), since which photos land in a fold moves accuracy more
 than most levers do; two runs of one recipe with different seeds give the run-to-run noise.
 
@@ -38,6 +40,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FLOWERS, RESULTS, ROOT, WEIGHTS, WORK, int8_gate_passed, require_shared
+
+from edge.data.resize import REFERENCE, RESIZERS
 
 K = 5
 SEED = 42
@@ -149,6 +153,14 @@ NOTES = {  # what the recipe names in the results mean
     "int8_exact": "ft_from_block14 with int8_exact: the fine-tune trains on kernels rounded to their int8 grid "
                   "(straight-through) and ends on them (edge.train.int8_grid): today's TrainConfig defaults",
     "int8_exact_seed7": "int8_exact with seed 7",
+    "consistency12": "int8_exact plus a resize-consistency loss (stop 20; the code was measured and removed): every "
+                     "cached view had a twin, the same photos with the same random transforms resized with a filter "
+                     "drawn from edge.data.resize.VARIANTS, and the fine-tune minimised the mean cross-entropy of the "
+                     "pair plus 12 x their Jensen-Shannon divergence (AugMix's consistency loss)",
+    "consistency100": "consistency12 with weight 100 instead of 12",
+    "blur05": "int8_exact with a fixed Gaussian blur (sigma 0.5 input pixels, 3x3) in the model before the backbone "
+              "(stop 20; the code was measured and removed): the same image whichever filter resized it, to the "
+              "extent the blur removes what filters disagree on",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -421,6 +433,8 @@ def main() -> int:
     parser.add_argument("--folds", default=",".join(str(k) for k in range(K)))
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), help="replace edge's augmentation (a lever)")
     parser.add_argument("--redo", action="store_true", help="rerun folds already in the results")
+    parser.add_argument("--reference-resize", choices=[v for v in RESIZERS if v != REFERENCE],
+                        help="train, verify and measure with this filter as edge's own resize (a lever)")
     parser.add_argument("--resize-only", action="store_true",
                         help="only measure resize agreement for the recipe's folds that lack it (from their runs)")
     args = parser.parse_args()
@@ -439,6 +453,9 @@ def main() -> int:
         options_shown = {**options, "augment": args.augment}
     else:
         options_shown = options
+    if args.reference_resize:  # every loader looks the reference filter up in RESIZERS when it resizes
+        RESIZERS[REFERENCE] = RESIZERS[args.reference_resize]
+        options_shown = {**options_shown, "reference_resize": args.reference_resize}
     scanned = scan(FLOWERS)
     samples, labels = scanned.samples, scanned.labels
     fold = fold_assignment(samples, K, SEED)

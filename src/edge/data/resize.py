@@ -12,7 +12,9 @@ size, as training did; only the filter differs):
 * ``area``: box filter, the mean of the covered pixels (TF/OpenCV "area");
 * ``bilinear-no-antialias``: four-pixel bilinear sampling at half-pixel centres, as
   ``tf.image.resize(antialias=False)`` and OpenCV's ``INTER_LINEAR`` do;
-* ``nearest``: nearest neighbour (the crudest thing an app can do).
+* ``nearest``: nearest neighbour (the crudest thing an app can do);
+* ``mediapipe-cpu``: MediaPipe Tasks' own resize on a CPU (``mediapipe_cpu``), reproduced exactly:
+  the same pixels MediaPipe's ImageClassifier feeds the model (tested against MediaPipe itself).
 
 ``edge.data.images.load_image(path, size, variant)`` decodes a photo as edge does and resizes it
 with a variant. Training can draw a variant per image for its augmented views (``TrainConfig.resize_augment``),
@@ -61,12 +63,41 @@ def bilinear_no_antialias(img: Image.Image, size: tuple[int, int]) -> np.ndarray
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+def mediapipe_cpu(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """MediaPipe Tasks' CPU image-to-tensor resize: OpenCV's ``warpPerspective`` with ``INTER_LINEAR``
+    from the whole image's corners to the input's corners. Output pixel ``x`` samples the source at
+    ``x * (width_in / width_out)`` (pixel corners aligned, not pixel centres: no half-pixel shift),
+    that position rounded to 1/32 pixel (OpenCV's ``INTER_BITS``), edges clamped, and the weighted
+    sum rounded half up. Measured against MediaPipe's own pixels: identical (``tests/test_tflite_metadata.py``);
+    bilinear at pixel centres (``bilinear-no-antialias``) differs by 2.6 levels on average."""
+    height, width = size
+    src = np.asarray(img, dtype=np.float64)
+    if src.shape[:2] == (height, width):
+        return src.astype(np.uint8)
+
+    def axis(out: int, size_in: int):
+        pos = np.round(np.arange(out, dtype=np.float64) * (size_in / out) * 32) / 32
+        low = np.floor(pos)
+        frac = (pos - low)[:, None]
+        low = np.clip(low.astype(np.int64), 0, size_in - 1)
+        return low, np.minimum(low + 1, size_in - 1), frac
+
+    y0, y1, fy = axis(height, src.shape[0])
+    x0, x1, fx = axis(width, src.shape[1])
+    fx = fx.T[..., None]
+    top = src[y0][:, x0] * (1 - fx) + src[y0][:, x1] * fx
+    bottom = src[y1][:, x0] * (1 - fx) + src[y1][:, x1] * fx
+    out = top * (1 - fy)[..., None] + bottom * fy[..., None]
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
 RESIZERS: dict[str, Callable[[Image.Image, tuple[int, int]], np.ndarray]] = {
     REFERENCE: _pillow(Image.BILINEAR),
     "pillow-bicubic": _pillow(Image.BICUBIC),
     "area": _pillow(Image.BOX),
     "bilinear-no-antialias": bilinear_no_antialias,
     "nearest": _pillow(Image.NEAREST),
+    "mediapipe-cpu": mediapipe_cpu,
 }
 VARIANTS = tuple(name for name in RESIZERS if name != REFERENCE)  # what consumers may do instead
 

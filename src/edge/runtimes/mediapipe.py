@@ -105,33 +105,42 @@ class Classified:
 
 
 def classify_files(python: Path, models: Sequence[str | Path], files: Sequence[str | Path],
-                   timeout: float | None = None) -> dict[Path, Classified]:
+                   timeout: float | None = None, pixels: np.ndarray | None = None) -> dict[Path, Classified]:
     """Each model's top-1 on each photo file, MediaPipe decoding and resizing the photos itself (one subprocess
-    for all the models; ``timeout`` defaults to ``START_S`` + ``PER_PHOTO_S`` per photo and model)."""
+    for all the models; ``timeout`` defaults to ``START_S`` + ``PER_PHOTO_S`` per photo and model). With
+    ``pixels`` (uint8, N x H x W x 3) instead of ``files``: on those images, handed to MediaPipe as they are."""
     models = [Path(m) for m in models]
-    timeout = timeout if timeout is not None else START_S + PER_PHOTO_S * len(files) * len(models)
+    count = len(files) if pixels is None else len(pixels)
+    timeout = timeout if timeout is not None else START_S + PER_PHOTO_S * count * len(models)
     with tempfile.TemporaryDirectory(prefix="edge-mediapipe-") as tmp:
         request, answer = Path(tmp) / "request.json", Path(tmp) / "answer.json"
-        request.write_text(json.dumps({"models": [str(m) for m in models], "files": [str(f) for f in files],
-                                       "max_results": 1, "metadata": False, "out": str(answer)}))
-        what = f"MediaPipe to classify {len(files)} photos with {len(models)} model(s)"
+        asked = {"models": [str(m) for m in models], "max_results": 1, "metadata": False, "out": str(answer)}
+        if pixels is None:
+            asked["files"] = [str(f) for f in files]
+        else:
+            asked["images"] = str(Path(tmp) / "pixels.npy")
+            np.save(asked["images"], np.asarray(pixels, np.uint8))
+        request.write_text(json.dumps(asked))
+        what = f"MediaPipe to classify {count} photos with {len(models)} model(s)"
         done = _run([str(python), str(CONSUMER), str(request)], timeout, what)
         if done.returncode != 0:
             raise EdgeError(f"MediaPipe ({python}) failed on {', '.join(m.name for m in models)} "
                             f"({_reason(done.stderr)}).")
         try:
             entries = json.loads(answer.read_text())["models"]
-            return {model: _classified(entries[str(model)], [str(f) for f in files]) for model in models}
+            key = "files" if pixels is None else "classify"
+            names = [str(f) for f in files] if pixels is None else [f"image {i}" for i in range(count)]
+            return {model: _classified(entries[str(model)], names, key) for model in models}
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise EdgeError(f"MediaPipe ({python}) gave no readable answer ({type(exc).__name__}).") from exc
 
 
-def _classified(entry: dict, files: list[str]) -> Classified:
+def _classified(entry: dict, files: list[str], key: str = "files") -> Classified:
     if "refused" in entry:
         refused = INT8_INPUT if entry.get("input_type") == "INT8" else _short(entry["refused"])
         return Classified(None, refused)
     top1, unreadable = [], {}
-    for file, categories in zip(files, entry.get("files", []), strict=True):
+    for file, categories in zip(files, entry.get(key, []), strict=True):
         if isinstance(categories, dict):  # {"error": ...}
             unreadable[file] = _short(categories.get("error", "?"))
             top1.append(-1)

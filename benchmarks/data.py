@@ -37,17 +37,20 @@ class EvalSet:
 
     def images(self, size: tuple[int, int], variant: str | None = None) -> np.ndarray:
         """uint8 (N, H, W, 3) at ``size``, decoded once and cached: resized edge's way (``load_image``), or
-        with ``variant``, one of ``edge.data.resize.VARIANTS``, the way another app resizes."""
+        with ``variant``, a filter of ``edge.data.resize.RESIZERS`` (a model's own, or another app's)."""
         return self.stacks(size, (variant,))[variant]
 
     def stacks(self, size: tuple[int, int], variants: Sequence[str | None]) -> dict[str | None, np.ndarray]:
         """``images(size, variant)`` for each of ``variants``; those not cached yet decoded under one progress bar."""
+        from edge.data.resize import REFERENCE
+
         size = (int(size[0]), int(size[1]))
-        missing = [v for v in dict.fromkeys(variants) if (*size, v) not in self._cache]
+        asked = {v: v or REFERENCE for v in variants}  # None is edge's own filter
+        missing = [v for v in dict.fromkeys(asked.values()) if (*size, v) not in self._cache]
         if missing:
             from edge.console import progress
 
-            how = f" ({len(missing)} ways)" if len(missing) > 1 else f" ({missing[0]} resize)" if missing[0] else ""
+            how = f" ({len(missing)} ways)" if len(missing) > 1 else "" if missing == [REFERENCE] else f" ({missing[0]} resize)"
             out = {v: np.zeros((len(self.paths), size[0], size[1], 3), np.uint8) for v in missing}
             with progress(transient=True) as bar:
                 task = bar.add_task(f"Decoding {len(self.paths)} images at {size[0]}x{size[1]}{how}",
@@ -57,7 +60,7 @@ class EvalSet:
                         out[variant][i] = image
                     bar.advance(task, len(missing))
             self._cache.update({(*size, v): stack for v, stack in out.items()})
-        return {v: self._cache[(*size, v)] for v in variants}
+        return {v: self._cache[(*size, asked[v])] for v in variants}
 
     def labels_for(self, spec: ModelSpec, model: str) -> np.ndarray:
         """Class indices in ``spec``'s label order; unknown label names are an error."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from edge import formats as registry
-from edge.data.resize import REFERENCE, VARIANTS
+from edge.data.resize import REFERENCE, RESIZERS
 from edge.errors import EdgeError
 from edge.fileio import atomic_path, atomic_write_text
 from edge.formats import Format
@@ -166,9 +166,16 @@ def resize_entries(result) -> list[ResizeEntry]:
 
 
 def resize_columns(entries: list[ResizeEntry]) -> tuple[str, ...]:
-    """The resize variants, and ``mediapipe`` when some model has it (or says why not)."""
+    """The resize filters some model was measured under (all but its own), and ``mediapipe`` when some
+    model has it (or says why not)."""
+    measured = {v for e in entries for v in e.agreement}
     has_mediapipe = any(MEDIAPIPE in e.agreement or e.note for e in entries)
-    return (*VARIANTS, *((MEDIAPIPE,) if has_mediapipe else ()))
+    return (*(v for v in RESIZERS if v in measured), *((MEDIAPIPE,) if has_mediapipe else ()))
+
+
+def own_resize(entries: list[ResizeEntry]) -> str:
+    """What the agreement is measured against: edge's resize, or each model's own when one has another."""
+    return REFERENCE if REFERENCE not in resize_columns(entries) else "own resize"
 
 
 def _resize_cell(entry: ResizeEntry, values: dict[str, float], column: str) -> str:
@@ -184,7 +191,8 @@ def resize_table(result, width: int = 200):
     columns = resize_columns(entries)
     rows = [{"model": e.name, **{c: _resize_cell(e, e.agreement, c) for c in columns}} for e in entries]
     fields = [Field("model", "left"), *(Field(c) for c in columns)]
-    return fit(rows, fields, width, title=f"same top-1 as with {REFERENCE}, per resize ({RESIZE_COLUMN} = the lowest)")
+    return fit(rows, fields, width,
+               title=f"same top-1 as with {own_resize(entries)}, per resize ({RESIZE_COLUMN} = the lowest)")
 
 
 def mediapipe_legend(result) -> str:
@@ -250,12 +258,13 @@ def resize_markdown(result) -> str:
 
     columns = resize_columns(entries)
     agreement = md_table(columns, [(e.name, [_resize_cell(e, e.agreement, c) for c in columns]) for e in entries])
-    accuracy = md_table((REFERENCE, *columns),
+    own = own_resize(entries)
+    accuracy = md_table((own, *columns),
                         [(e.name, [_pct(e.own), *(_resize_cell(e, e.accuracy, c) for c in columns)]) for e in entries])
     legend = mediapipe_legend(result)
     return "\n".join([
         "", f"Top-1 agreement of each model with itself when the images are resized the way other apps do instead "
-        f"of edge's {REFERENCE} ({RESIZE_COLUMN} = the lowest):", "",
+        f"of {'edge' if own == REFERENCE else 'each model'}'s {own} ({RESIZE_COLUMN} = the lowest):", "",
         *agreement, "", *([legend, ""] if legend else []), "Top-1 accuracy with each resize:", "", *accuracy, ""])
 
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from edge.data.images import load_images
+from edge.data.resize import REFERENCE
 from edge.rundir import Sample
 
 DEFAULT_COUNT = 200
@@ -38,6 +39,7 @@ def pick(samples: list[Sample], count: int, seed: int = 0) -> list[Sample]:
 
 
 def representative_images(samples: list[Sample], size: tuple[int, int], count: int = DEFAULT_COUNT,
-                          seed: int = 0) -> np.ndarray:
-    """uint8 (N, H, W, 3) calibration images, N = min(count, len(samples))."""
-    return load_images([s.path for s in pick(samples, count, seed)], size)
+                          seed: int = 0, resize: str = REFERENCE) -> np.ndarray:
+    """uint8 (N, H, W, 3) calibration images, N = min(count, len(samples)), resized with ``resize``
+    (the model's own filter, ``edge.data.resize.own_filter``)."""
+    return load_images([s.path for s in pick(samples, count, seed)], size, resize)

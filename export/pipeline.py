@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge.artifacts import DEFAULT_EXPORT_DIR, FAILED
+from edge.data.resize import own_filter
 from edge.errors import EdgeError
 from edge.export import remedies
 from edge.export.gate import ExportContext, export_one
@@ -158,7 +159,7 @@ def _context(src: Source, settings: ExportSettings, model, out_dir: Path, images
     def calibration(count: int = settings.calibration_count) -> np.ndarray:
         if count not in cache:
             cache[count] = representative_images(src.calibration_samples(samples), src.spec.input_size, count,
-                                                 src.spec.seed)
+                                                 src.spec.seed, own_filter(src.spec.resize))
         return cache[count]
 
     options = export_options(settings, source_run=src.identity)

@@ -220,3 +220,14 @@ def test_cli_prints_the_column_and_the_table_at_80_columns(striped, tmp_path, ed
     models = json.loads(off.stdout)["models"]
     assert all(m["resize_agreement"] == {} and m["resize_accuracy"] == {} for m in models)
     assert report.RESIZE_COLUMN not in off.stderr and "nearest" not in off.stderr  # the table went to stderr
+
+
+def test_a_resize_mode_edge_does_not_know_is_one_sentence():
+    """A model whose metadata names a resize this edge does not know (a newer edge's) is refused in one
+    sentence, not resized the default way."""
+    from edge.data.resize import MODES, own_filter
+
+    assert {own_filter(mode) for mode in MODES} <= set(RESIZERS)
+    with pytest.raises(EdgeError, match="resize 'stretch-lanczos' is not one edge knows") as caught:
+        own_filter("stretch-lanczos")
+    assert str(caught.value).endswith(".") and "\n" not in str(caught.value)

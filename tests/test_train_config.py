@@ -33,6 +33,7 @@ BAD = [
     ({"fine_tune_views": -1}, ["--fine-tune-views", "-1"], "at least 0"),
     ({"fine_tune_schedule": "linear"}, ["--fine-tune-schedule", "linear"], "one of cosine, constant"),
     ({"class_weights": "balance"}, ["--class-weights", "balance"], "one of auto, balanced, none"),
+    ({"resize": "lanczos"}, ["--resize", "lanczos"], "one of stretch-bilinear, stretch-mediapipe"),
     ({"mixed_precision": "yes"}, ["--mixed-precision", "yes"], "one of auto, on, off"),
     ({"devices": "cpu:0"}, ["--devices", "cpu:0"], "cpu:N with N at least 1"),
     ({"devices": "tpu"}, ["--devices", "tpu"], "cpu:N"),

@@ -321,6 +321,44 @@ def test_int8_exact_fine_tune_gives_the_int8_file_the_float_models_weights(views
     assert checked == len(tuned)
 
 
+@pytest.mark.parametrize("views", [2, 0])
+def test_a_model_trained_for_mediapipes_resize_is_resized_that_way_everywhere(views_data, fake_weights, tmp_path,
+                                                                                monkeypatch, views):
+    """``resize="stretch-mediapipe"``: training (cached views, or images with ``fine_tune_views=0``),
+    its evaluation, the export gate and calibration, predict and bench all resize with MediaPipe's
+    filter; edge's own filter is never called (it raises here), and the artifact carries the mode."""
+    from edge import bench, export, predict
+    from edge.contract import KEY_RESIZE
+    from edge.data.images import IMAGE_EXTENSIONS
+    from edge.data.resize import REFERENCE, RESIZERS
+    from edge.export.formats.tflite_metadata import read_metadata
+    from edge.train import train
+
+    calls = []
+    mediapipe = RESIZERS["mediapipe-cpu"]
+
+    def refuse(img, size):
+        raise AssertionError("edge's own resize used for a model trained with MediaPipe's")
+
+    monkeypatch.setitem(RESIZERS, REFERENCE, refuse)
+    monkeypatch.setitem(RESIZERS, "mediapipe-cpu", lambda img, size: (calls.append(size), mediapipe(img, size))[1])
+    result = train(views_data, run_dir=tmp_path / "run", weights=str(fake_weights), fine_tune_epochs=2,
+                   resize="stretch-mediapipe", fine_tune_views=views, **OPTIONS)
+    trained = len(calls)
+    assert trained >= 36 and result.spec.resize == "stretch-mediapipe"
+    assert json.loads((result.run_dir / "spec.json").read_text())["resize"] == "stretch-mediapipe"
+    report = export(result.run_dir, formats="tflite", quantize="int8", out=tmp_path / "export", quiet=True)
+    (entry,) = report.entries
+    assert read_metadata(entry.path)[KEY_RESIZE] == "stretch-mediapipe"
+    exported = len(calls)
+    assert exported > trained  # the gate's held-out photos and the calibration images
+    photos = sorted(str(p) for p in views_data.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:3]
+    assert len(predict(entry.path, photos).images) == 3 and len(calls) == exported + 3
+    row = bench([entry.path], run=result.run_dir, resize_variants=False, measure_latency=False, write=False,
+                quiet=True).rows[0]
+    assert row.accuracy is not None and len(calls) > exported + 3
+
+
 def test_views_zero_fine_tunes_on_images_and_constant_keeps_the_best(views_data, fake_weights, tmp_path):
     from edge.train import train
 

@@ -33,6 +33,7 @@ from PIL import Image
 
 from edge import artifacts, contract, serve
 from edge.data.images import load_image
+from edge.data.resize import DEFAULT_MODE, MODES, own_filter
 from edge.errors import EdgeError
 from edge.runtimes import web
 from edge.spec import ModelSpec, Normalization
@@ -49,9 +50,9 @@ LABELS = ["red", "green", "blue"]
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def tiny_spec(size=(24, 40), labels=LABELS) -> ModelSpec:
+def tiny_spec(size=(24, 40), labels=LABELS, resize: str = DEFAULT_MODE) -> ModelSpec:
     return ModelSpec(name="colours", backbone="none", labels=list(labels), input_size=tuple(size),
-                     normalization=Normalization(), weights="none", run_id="test-run")
+                     normalization=Normalization(), weights="none", run_id="test-run", resize=resize)
 
 
 def colour_onnx(path: Path, spec: ModelSpec) -> Path:
@@ -183,8 +184,8 @@ def test_the_page_loads_nothing_from_the_network():
 
 
 def test_the_page_reproduces_every_resize_edge_trains_with():
-    resizes = set(re.findall(r'"([a-z-]+)": stretchBilinear', page_sources()["edge-model.js"]))
-    assert ModelSpec.__dataclass_fields__["resize"].default in resizes
+    table = re.search(r"export const RESIZERS = \{([^}]*)\}", page_sources()["edge-model.js"]).group(1)
+    assert set(re.findall(r'"([a-z-]+)": \w+', table)) == set(MODES)
 
 
 # ---------------------------------------------------------------------------------------------- model choice
@@ -431,30 +432,43 @@ def resize_cases(folder: Path) -> list[Path]:
     return paths
 
 
+def _colour_server(tmp: Path, resize: str = DEFAULT_MODE):
+    folder = export_dir_with(tmp / "export", [("colours_fp32.onnx", "fp32", "passed")], tiny_spec((24, 40), resize=resize))
+    return serve.open_server(folder, "127.0.0.1", 0).start()
+
+
 @pytest.fixture(scope="module")
 def colour_server(browser, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("web_colour")
-    folder = export_dir_with(tmp / "export", [("colours_fp32.onnx", "fp32", "passed")], tiny_spec((24, 40)))
-    server = serve.open_server(folder, "127.0.0.1", 0).start()
+    server = _colour_server(tmp_path_factory.mktemp("web_colour"))
     yield server
     server.stop()
 
 
-def test_the_page_input_tensor_equals_load_image(browser, colour_server, tmp_path):
-    spec = colour_server.chosen.spec
-    page = _open(browser, colour_server)
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_page_input_tensor_equals_load_image(browser, colour_server, tmp_path, mode):
+    """The page resizes as the model's spec says: Pillow's bilinear (the default), or MediaPipe's
+    (a model trained with --resize stretch-mediapipe), the same pixels as edge.data.images.load_image."""
+    server = colour_server if mode == DEFAULT_MODE else _colour_server(tmp_path / "server", mode)
+    spec = server.chosen.spec
+    assert spec.resize == mode
+    page = _open(browser, server)
     try:
         info = page.evaluate("window.edgeDemo.model")
         assert info["spec"]["labels"] == LABELS and info["spec"]["input_size"] == [24, 40]
-        diffs = {}
+        diffs, apart = {}, {}
         for path in resize_cases(tmp_path / "pictures"):
             _pick(page, [path])
             ours = _page_input(page, spec.input_size).astype(int)
-            trained = load_image(path, spec.input_size).astype(int)
+            trained = load_image(path, spec.input_size, own_filter(mode)).astype(int)
+            apart[path.name] = int(np.abs(load_image(path, spec.input_size).astype(int) - trained).max())
             diffs[path.name] = (float(np.abs(ours - trained).mean()), int(np.abs(ours - trained).max()))
     finally:
         page.close()
+        if server is not colour_server:
+            server.stop()
     print("page vs load_image (mean, max):", diffs)
+    if mode != DEFAULT_MODE:  # the test can fail: on most pictures the two resizes differ
+        assert sum(worst > 1 for worst in apart.values()) >= 4, apart
     assert all(mean < RESIZE_TOLERANCE for mean, _ in diffs.values()), diffs
     # The PNGs decode identically in both, so the transcribed resize is exact there.
     assert all(worst <= 1 for name, (_, worst) in diffs.items() if name.endswith(".png") and "transparent" not in name), diffs

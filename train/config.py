@@ -17,6 +17,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 
 from edge.backbones import BACKBONES, DEFAULT_BACKBONE, get_backbone
+from edge.data.resize import DEFAULT_MODE, MODES
 from edge.errors import EdgeError
 
 CLASS_WEIGHTS = ("auto", "balanced", "none")
@@ -55,6 +56,7 @@ class TrainConfig:
     patience: int = 5  # early stopping on val accuracy, best weights restored (0 = off; not with a decaying schedule)
     augment: bool = True
     resize_augment: bool = False  # augmented views resize each photo with a consumer's filter (edge.data.resize)
+    resize: str = DEFAULT_MODE  # the model's own resize (edge.data.resize.MODES): training, the gate, bench, predict
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # or "80/10/10"
     seed: int = 42
     csv: str | None = None
@@ -102,6 +104,7 @@ class TrainConfig:
         self.patience = _whole("patience", self.patience, low=0)
         self.augment = _flag_value("augment", self.augment)
         self.resize_augment = _flag_value("resize_augment", self.resize_augment)
+        self.resize = _choice("resize", self.resize, tuple(MODES))
         self.int8_exact = _flag_value("int8_exact", self.int8_exact)
         self.split = _split(self.split)
         self.seed = _whole("seed", self.seed, low=0, high=MAX_SEED)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.data.pipeline import image_dataset
+from edge.data.resize import REFERENCE
 
 KEEP_BYTES = 2**30  # a split's frozen activations larger than this are computed again, not kept
 
@@ -20,9 +21,10 @@ KEEP_BYTES = 2**30  # a split's frozen activations larger than this are computed
 class Evaluator:
     """``model``'s probabilities for the photos of a split (``predict``)."""
 
-    def __init__(self, model, size, batch_size: int, cut=None):
+    def __init__(self, model, size, batch_size: int, cut=None, resize: str = REFERENCE):
         self.model = model
         self.size = size
+        self.resize = resize  # the model's own filter (edge.data.resize.own_filter)
         self.batch_size = max(batch_size, 64)
         self.cut = cut
         self.kept: dict[str, list[np.ndarray]] = {}
@@ -48,7 +50,7 @@ class Evaluator:
         return np.concatenate(probs).astype(np.float32)
 
     def _images(self, samples):
-        return image_dataset(samples, self.size, self.batch_size, cache=False)
+        return image_dataset(samples, self.size, self.batch_size, cache=False, resize=self.resize)
 
     def accuracy(self, splits) -> dict[str, float]:
         """Top-1 accuracy of val and test (those with photos)."""

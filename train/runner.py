@@ -154,6 +154,7 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
         write_split(run, name, splits[name], scanned.labels)
     atomic_write_text(run / REPORT_FILE, json.dumps(scanned.to_report(), indent=1))
 
+    from edge.data.resize import own_filter
     from edge.keras_setup import keras
     from edge.train.evaluation import Evaluator
     from edge.train.model import build_model
@@ -169,7 +170,7 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
                                            config.alpha, config.dropout)
     pretrained = config.weights not in ("none", "", None)
     stages, timings, stage_metrics = [], {}, {}
-    evaluator = Evaluator(model, image_size, config.batch_size)
+    evaluator = Evaluator(model, image_size, config.batch_size, resize=own_filter(config.resize))
     log_dir = run / LOG_DIR
     with say.progress() as bar:
         if pretrained:
@@ -193,6 +194,7 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
         labels=list(scanned.labels),
         input_size=image_size,
         normalization=normalization,
+        resize=config.resize,
         alpha=config.alpha,
         weights=config.weights if config.weights in ("imagenet", "none") else Path(config.weights).name,
         seed=config.seed,
@@ -215,7 +217,7 @@ def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir:
     """Stage 1 (head on cached bottlenecks) and stage 2 (fine-tuning): on cached views of the frozen
     layers' activations (edge.train.views) when the cut allows, else on images. Returns the stages
     and the Evaluator of the run (through the cut when there is one)."""
-    from edge.data.resize import RESIZERS
+    from edge.data.resize import RESIZERS, own_filter
     from edge.train import views
     from edge.train.evaluation import Evaluator
     from edge.train.model import FEATURES_LAYER, set_trainable
@@ -231,10 +233,11 @@ def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir:
         cut, view_count = planned
         variants = tuple(RESIZERS) if config.resize_augment else ()
         caches = {part: views.ViewCache(ckpt_dir / views.VIEWS_DIR, cut, splits[part], image_size, config.batch_size,
-                                        config.seed, part, variants) for part in ("train", "val")}
+                                        config.seed, part, variants, own_filter(config.resize))
+                  for part in ("train", "val")}
         bottlenecks = views.bottlenecks(cut, caches, view_count, bar)  # every view, in one pass
         timings["views_cache_s"] = round(time.perf_counter() - start, 2)
-    evaluator = Evaluator(model, image_size, config.batch_size, cut)
+    evaluator = Evaluator(model, image_size, config.batch_size, cut, own_filter(config.resize))
     head, cache_seconds = train_head(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy, bottlenecks)
     if caches is None:
         timings["bottleneck_cache_s"] = round(cache_seconds, 2)

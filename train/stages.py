@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.data.pipeline import image_dataset, settled
+from edge.data.resize import own_filter
 from edge.fileio import atomic_path, atomic_write_text
 from edge.keras_setup import keras, tf
 from edge.rundir import Sample
@@ -112,7 +113,8 @@ def _compile(model, lr: float, config: TrainConfig, steps_per_execution: int = 1
     return optimizer
 
 
-def cache_bottlenecks(model, samples: list[Sample], size, batch_size: int, path: Path, progress, what: str):
+def cache_bottlenecks(model, samples: list[Sample], size, batch_size: int, path: Path, progress, what: str,
+                      resize: str):
     """Pooled backbone features of ``samples`` (computed once, stored in ``path``)."""
     labels = np.array([s.label for s in samples], np.int64)
     if path.is_file():
@@ -120,7 +122,7 @@ def cache_bottlenecks(model, samples: list[Sample], size, batch_size: int, path:
             if cached["labels"].shape == labels.shape and np.array_equal(cached["labels"], labels):
                 return cached["features"], labels
     extractor = feature_extractor(model)
-    ds = image_dataset(samples, size, batch_size, cache=False)
+    ds = image_dataset(samples, size, batch_size, cache=False, resize=resize)
     task = progress.add_task(f"Caching {what} bottlenecks", total=len(samples), info="")
     chunks = []
     for images, _ in ds:
@@ -259,7 +261,8 @@ def train_head(model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir
     t0 = time.perf_counter()
     if bottlenecks is None:
         bottlenecks = [cache_bottlenecks(model, splits[part], size, config.batch_size,
-                                         ckpt_dir / f"bottlenecks_{part}.npz", progress, part) for part in ("train", "val")]
+                                         ckpt_dir / f"bottlenecks_{part}.npz", progress, part, own_filter(config.resize))
+                       for part in ("train", "val")]
     (x_train, y_train), (x_val, y_val) = bottlenecks
     cache_seconds = time.perf_counter() - t0
     directory = ckpt_dir / "head"
@@ -309,14 +312,16 @@ def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: 
         set_trainable(model, config.backbone, "fine_tune" if name == "fine_tune" else "all",
                       start_layer=config.start_layer)
         optimizer = _compile(model, lr, config)
+    own = own_filter(config.resize)
     train_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, augment=config.augment,
-                             seed=config.seed).map(one_hot(n))
-    val_ds = image_dataset(splits["val"], size, max(config.batch_size, 64)).map(one_hot(n))
+                             seed=config.seed, resize=own).map(one_hot(n))
+    val_ds = image_dataset(splits["val"], size, max(config.batch_size, 64), resize=own).map(one_hot(n))
     labels = np.array([s.label for s in splits["train"]])
     weights = class_weights(labels, n, config.class_weights)
     refresh_ds = None
     if name == "scratch":
-        refresh_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, seed=config.seed)
+        refresh_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, seed=config.seed,
+                                   resize=own)
         refresh_ds = refresh_ds.take(max(1, 512 // config.batch_size))
     return _run_stage(name, model, model, optimizer, train_ds, val_ds, epochs, ckpt_dir / name, config, progress,
                       weights, log_dir, steps, refresh_ds, decaying)

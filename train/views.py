@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.data.pipeline import View, settled, view_dataset
+from edge.data.resize import REFERENCE
 from edge.fileio import atomic_path
 from edge.keras_setup import keras, tf
 
@@ -116,9 +117,10 @@ class ViewCache:
     """
 
     def __init__(self, directory: Path, split: SplitModel, samples, size, batch_size: int, seed: int, name: str,
-                 resize_variants: tuple[str, ...] = ()):
+                 resize_variants: tuple[str, ...] = (), resize: str = REFERENCE):
         self.directory = Path(directory)
         self.resize_variants = resize_variants  # augmented views draw each image's resize filter from these
+        self.resize = resize  # the model's own filter (the clean view's; edge.data.resize.own_filter)
         self.split = split
         self.samples = samples
         self.size = size
@@ -156,7 +158,7 @@ class ViewCache:
     def view(self, view: int) -> View:
         """View 0 is the photo as the model will see it; view v > 0 is augmented with its own seed."""
         return View(seed=self.seed + 1000 * view, augment=view > 0,
-                    resize_variants=self.resize_variants if view > 0 else ())
+                    resize_variants=self.resize_variants if view > 0 else (), resize=self.resize)
 
     def _compute(self, views: list[int], progress, task) -> None:
         """``views`` in one pass over the photos, each decoded once for all of them. Every view is

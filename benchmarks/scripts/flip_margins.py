@@ -35,8 +35,8 @@ from train_cv import mediapipe_top1
 
 DECODED = "mediapipe-edge-decode"  # MediaPipe given edge's decoded photo (it resizes)
 PIXELS = "mediapipe-edge-pixels"  # MediaPipe given edge's model-size pixels (it neither decodes nor resizes)
-NO_AA = "bilinear-no-antialias"
-AGAINST_NO_AA = "mediapipe-vs-no-antialias"  # MediaPipe (the file) against the float model under NO_AA, not edge's own
+REPLICA = "mediapipe-cpu"  # edge.data.resize's copy of MediaPipe's resize
+AGAINST_REPLICA = "mediapipe-vs-mediapipe-cpu"  # MediaPipe (the file) against the float model under REPLICA
 
 BANDS = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0001)  # float top-1 margin bands (upper bound exclusive)
 
@@ -67,7 +67,7 @@ def fold_rows(run_dir: Path) -> list[dict]:
     answers = mediapipe_top1(run_dir, {}, [r["path"] for r in test])
     if "float" in answers:
         flips[mediapipe.KEY] = answers["float"] != own
-        flips[AGAINST_NO_AA] = answers["float"] != variant_top1[NO_AA]
+        flips[AGAINST_REPLICA] = answers["float"] != variant_top1[REPLICA]
         flips.update(mediapipe_parts(run_dir, [r["path"] for r in test], stacks[REFERENCE], own))
     return [{"photo": "/".join(Path(test[i]["path"]).parts[-2:]), "margin": round(float(top2[i, 1] - top2[i, 0]), 4),
              "float_right": bool(own[i] == truth[i]),
@@ -127,8 +127,9 @@ def main() -> int:
           "the float model on the photo resized another way (edge.data.resize); mediapipe = MediaPipe Tasks "
           f"given the photo file (fp32 TFLite); {DECODED} = MediaPipe given edge's decode of the photo (a PNG "
           f"at full size: MediaPipe only resizes); {PIXELS} = MediaPipe given edge's model-size pixels (it "
-          f"neither decodes nor resizes); {AGAINST_NO_AA} = MediaPipe given the file against the float model on "
-          f"the {NO_AA} resize instead of edge's own (how close that variant is to what MediaPipe does). "
+          f"neither decodes nor resizes); {AGAINST_REPLICA} = MediaPipe given the file against the float model on "
+          f"edge's copy of MediaPipe's resize ({REPLICA}) instead of edge's own resize (what is left: MediaPipe's "
+          "JPEG decoder). "
           "\"float right\" = the float model's accuracy in that band.", "",
           *table(rows, perturbations)]
     (RESULTS / "flip_margins.md").write_text("\n".join(md) + "\n")

@@ -11,12 +11,12 @@ MediaPipe Tasks (where its venv is found: edge.runtimes.mediapipe). Per recipe: 
 std (sample std, ddof=1) over the folds.
 
     python benchmarks/scripts/train_cv.py [--recipe default] [--options '{"fine_tune_from": "block_13_expand"}']
-        [--augment rrc] [--reference-resize FILTER] [--folds 0,1,2,3,4]
+        [--augment rrc] [--folds 0,1,2,3,4]
 
 ``--options`` passes TrainConfig fields; ``--augment rrc`` swaps edge's stage-2 augmentation for
-this script's random-resized crop (a lever measured here before it goes into edge);
-``--reference-resize mediapipe-cpu`` makes another filter edge's own resize for the whole run
-(training, the int8 gate and the measurements: what a model trained for MediaPipe's resize gives). Recipes are
+this script's random-resized crop (a lever measured here before it goes into edge). Resize
+agreement is measured against the model's own resize (``--options '{"resize": "stretch-mediapipe"}'``
+trains for MediaPipe's). Recipes are
 compared per fold (paired differences), since which photos land in a fold moves accuracy more
 than most levers do; two runs of one recipe with different seeds give the run-to-run noise.
 
@@ -40,8 +40,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FLOWERS, RESULTS, ROOT, WEIGHTS, WORK, int8_gate_passed, require_shared
-
-from edge.data.resize import REFERENCE, RESIZERS
 
 K = 5
 SEED = 42
@@ -161,6 +159,13 @@ NOTES = {  # what the recipe names in the results mean
     "blur05": "int8_exact with a fixed Gaussian blur (sigma 0.5 input pixels, 3x3) in the model before the backbone "
               "(stop 20; the code was measured and removed): the same image whichever filter resized it, to the "
               "extent the blur removes what filters disagree on",
+    "ref_mediapipe": "int8_exact with MediaPipe Tasks' resize (edge.data.resize.mediapipe_cpu) as the model's own "
+                     "resize, measured before the --resize option existed, by swapping edge's own filter for the "
+                     "whole run (so its pillow-bilinear column is missing and its mediapipe-cpu column is the model's "
+                     "own); resize_mediapipe is the same through the option",
+    "resize_mediapipe": "int8_exact with resize=stretch-mediapipe: trained, gated and measured on MediaPipe Tasks' own "
+                        "resize (edge.data.resize.mediapipe_cpu); resize agreement against that resize",
+    "resize_mediapipe_seed7": "resize_mediapipe with seed 7",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -204,18 +209,19 @@ def resize_agreement(run_dir: Path, int8_path: str, test) -> dict:
     given the photo files (the float model through an fp32 TFLite export of it)."""
     from edge import formats
     from edge.data.images import load_variants
-    from edge.data.resize import REFERENCE, RESIZERS
+    from edge.data.resize import RESIZERS, own_filter
     from edge.rundir import MODEL_FILE
     from edge.runtimes import mediapipe
 
     models = {"float": formats.load(run_dir / MODEL_FILE), "int8": formats.load(int8_path)}
     size = tuple(models["float"].spec.input_size)
+    model_own = own_filter(models["float"].spec.resize)  # the model's own resize: the one agreement is measured against
     loaded = [load_variants(s.path, size, RESIZERS) for s in test]  # each photo decoded once
     stacks = {v: np.stack([images[v] for images in loaded]) for v in RESIZERS}
     out, own = {}, {}
     for name, predictor in models.items():
         top1 = {v: predictor(images).argmax(1) for v, images in stacks.items()}
-        own[name] = top1.pop(REFERENCE)
+        own[name] = top1.pop(model_own)
         out[name] = {v: float(np.mean(t == own[name])) for v, t in top1.items()}
     for name, top1 in mediapipe_top1(run_dir, {"int8": int8_path}, [s.path for s in test]).items():
         out[name][mediapipe.KEY] = float(np.mean(top1 == own[name]))
@@ -265,13 +271,18 @@ def save(rows: list[dict], machine: str) -> None:
                   f"{s['train_minutes']} | {s['float_resize_worst']} | {s['int8_resize_worst']} |")
     variants = [(name, s["resize_by_variant"]) for name, s in summary.items() if s["resize_by_variant"]]
     if variants:
-        columns = list(next(iter(variants))[1]["float"])
+        from edge.data.resize import RESIZERS
+
+        measured = {c for _, by in variants for values in by.values() for c in values}
+        columns = [c for c in (*RESIZERS, "mediapipe") if c in measured]  # "mediapipe": MediaPipe Tasks itself
         md += ["", "Top-1 agreement of each model with itself when the test photos are resized as consumers do "
-               "(edge.data.resize) instead of edge's Pillow bilinear; mean over folds:", "",
+               "(edge.data.resize; mediapipe = MediaPipe Tasks given the photo file) instead of the model's own "
+               "resize (edge's Pillow bilinear unless the recipe sets `resize`); mean over folds:", "",
                "| recipe | model | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
         for name, by in variants:
             for model, values in by.items():
-                md.append(f"| {name} | {model} | " + " | ".join(f"{100 * values[c]:.1f}%" for c in columns) + " |")
+                md.append(f"| {name} | {model} | " + " | ".join(
+                    f"{100 * values[c]:.1f}%" if c in values else "-" for c in columns) + " |")
     if pairs:
         md += ["", "Paired over the same folds, b - a (mean +- std of the per-fold difference; the std of two runs of "
                "the same recipe with different seeds is the run-to-run noise):", "",
@@ -433,8 +444,6 @@ def main() -> int:
     parser.add_argument("--folds", default=",".join(str(k) for k in range(K)))
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), help="replace edge's augmentation (a lever)")
     parser.add_argument("--redo", action="store_true", help="rerun folds already in the results")
-    parser.add_argument("--reference-resize", choices=[v for v in RESIZERS if v != REFERENCE],
-                        help="train, verify and measure with this filter as edge's own resize (a lever)")
     parser.add_argument("--resize-only", action="store_true",
                         help="only measure resize agreement for the recipe's folds that lack it (from their runs)")
     args = parser.parse_args()
@@ -453,9 +462,6 @@ def main() -> int:
         options_shown = {**options, "augment": args.augment}
     else:
         options_shown = options
-    if args.reference_resize:  # every loader looks the reference filter up in RESIZERS when it resizes
-        RESIZERS[REFERENCE] = RESIZERS[args.reference_resize]
-        options_shown = {**options_shown, "reference_resize": args.reference_resize}
     scanned = scan(FLOWERS)
     samples, labels = scanned.samples, scanned.labels
     fold = fold_assignment(samples, K, SEED)

@@ -180,6 +180,7 @@ def train_qat(model, images: np.ndarray, labels: np.ndarray, epochs: int = DEFAU
 def training_set(ctx: ExportContext) -> tuple[np.ndarray, np.ndarray]:
     """The run's training split (at most MAX_TRAIN_IMAGES, class-balanced) as uint8 images + labels."""
     from edge.data.images import load_images
+    from edge.data.resize import own_filter
     from edge.export.calibration import pick
 
     run = ctx.source.run
@@ -187,7 +188,8 @@ def training_set(ctx: ExportContext) -> tuple[np.ndarray, np.ndarray]:
     if not samples:
         raise EdgeError("--qat needs a run directory with a training split (a bare .keras file has none).")
     chosen = pick(samples, MAX_TRAIN_IMAGES, ctx.spec.seed)
-    return load_images([s.path for s in chosen], ctx.spec.input_size), np.array([s.label for s in chosen], int)
+    images = load_images([s.path for s in chosen], ctx.spec.input_size, own_filter(ctx.spec.resize))
+    return images, np.array([s.label for s in chosen], int)
 
 
 def attempt(ctx: ExportContext, fmt: Format) -> Entry:

@@ -22,7 +22,7 @@ enum ModelContract {
         static let inputSize = "edge.input_size"  // KEY_INPUT_SIZE
         /// JSON {"mean": [...], "std": [...], "channel_order": ...}
         static let normalization = "edge.normalization"  // KEY_NORMALIZATION
-        /// how training resized images (stretch-bilinear)
+        /// how training resized images (edge.data.resize.MODES: stretch-bilinear, ...)
         static let resize = "edge.resize"  // KEY_RESIZE
         static let modelName = "edge.model_name"  // KEY_MODEL_NAME
         static let modelVersion = "edge.model_version"  // KEY_MODEL_VERSION
@@ -39,5 +39,6 @@ enum ModelContract {
     /// `.scaleFill` stretches the whole image to the input size: no crop, aspect not kept.
     static let cropAndScaleOptionByResize: [String: VNImageCropAndScaleOption] = [
         "stretch-bilinear": .scaleFill,
+        "stretch-mediapipe": .scaleFill,
     ]
 }

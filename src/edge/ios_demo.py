@@ -38,8 +38,9 @@ MODEL_SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc")
 # How Vision must scale a camera frame or photo to reproduce each training resize
 # (``ModelSpec.resize``; ``edge.data.images.load_image`` implements it). Vision's options:
 # scaleFill stretches the whole image to the input size (no crop, aspect not kept), centerCrop
-# scales the short side and crops the long one, scaleFit letterboxes.
-VISION_CROP_AND_SCALE = {"stretch-bilinear": "scaleFill"}
+# scales the short side and crops the long one, scaleFit letterboxes. Vision chooses its own filter:
+# it reproduces each mode's geometry, not its pixels (edge bench measures what other filters change).
+VISION_CROP_AND_SCALE = {"stretch-bilinear": "scaleFill", "stretch-mediapipe": "scaleFill"}
 DEFAULT_RESIZE: str = ModelSpec.__dataclass_fields__["resize"].default
 
 # Swift enum that holds each group of contract.py constants, by Python name prefix.

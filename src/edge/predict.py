@@ -228,12 +228,14 @@ def predict(model: str | Path, images: str | Path | Sequence[str | Path], *, top
     result = PredictResult(model=str(path), format=fmt.display_name, runtime=str(getattr(predictor, "runtime", "")),
                            labels=list(spec.labels), input_size=tuple(spec.input_size), top_k=k, warnings=warnings)
     from edge.data.images import ImageReadError, load_image
+    from edge.data.resize import own_filter
 
+    own = own_filter(spec.resize)
     for start in range(0, len(paths), batch):
         chunk, arrays = [], []
         for image in paths[start : start + batch]:
             try:
-                arrays.append(load_image(image, spec.input_size))
+                arrays.append(load_image(image, spec.input_size, own))
                 chunk.append(image)
             except (ImageReadError, OSError) as exc:
                 result.skipped.append(Skipped(str(image), str(exc) or type(exc).__name__))

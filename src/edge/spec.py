@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.data.resize import DEFAULT_MODE
 from edge.errors import EdgeError
 from edge.fileio import atomic_write_text
 
@@ -66,8 +67,9 @@ class ModelSpec:
     input_size: tuple[int, int]
     normalization: Normalization
     # How training resized images: the whole image stretched to input_size (no crop, aspect
-    # not kept). The iOS app asks Vision for the same (VNImageCropAndScaleOption.scaleFill).
-    resize: str = "stretch-bilinear"
+    # not kept), with the filter edge.data.resize.MODES names for it (Pillow's antialiased bilinear,
+    # or MediaPipe Tasks' own). The iOS app asks Vision for the same geometry (scaleFill).
+    resize: str = DEFAULT_MODE
     alpha: float | None = None
     weights: str = "imagenet"
     seed: int = 0

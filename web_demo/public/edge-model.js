@@ -209,8 +209,61 @@ export function stretchBilinear(rgba, width, height, outW, outH) {
   return out;
 }
 
+// MediaPipe Tasks' CPU resize (edge.data.resize.mediapipe_cpu, a model trained with --resize
+// stretch-mediapipe): output pixel x samples the source at x * (in / out), pixel corners aligned,
+// the position rounded to 1/32 pixel (half to even, as OpenCV's cvRound), edges clamped, the four
+// neighbours blended in double precision and rounded half up: the same arithmetic as the Python.
+function roundHalfEven(v) {
+  const f = Math.floor(v);
+  const d = v - f;
+  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+}
+
+function samples(outSize, inSize) {
+  const low = new Int32Array(outSize);
+  const high = new Int32Array(outSize);
+  const frac = new Float64Array(outSize);
+  for (let i = 0; i < outSize; i++) {
+    const pos = roundHalfEven(i * (inSize / outSize) * 32) / 32;
+    const base = Math.floor(pos);
+    frac[i] = pos - base;
+    low[i] = Math.min(Math.max(base, 0), inSize - 1);
+    high[i] = Math.min(low[i] + 1, inSize - 1);
+  }
+  return { low, high, frac };
+}
+
+/** `rgba` (width x height) stretched to outW x outH as MediaPipe Tasks does; packed RGB. */
+export function stretchMediapipe(rgba, width, height, outW, outH) {
+  const out = new Uint8Array(outH * outW * 3);
+  const same = outW === width && outH === height;
+  const ys = samples(outH, height);
+  const xs = samples(outW, width);
+  for (let yy = 0; yy < outH; yy++) {
+    const r0 = ys.low[yy] * width * 4;
+    const r1 = ys.high[yy] * width * 4;
+    const fy = ys.frac[yy];
+    for (let xx = 0; xx < outW; xx++) {
+      const c0 = xs.low[xx] * 4;
+      const c1 = xs.high[xx] * 4;
+      const fx = xs.frac[xx];
+      for (let c = 0; c < 3; c++) {
+        const o = (yy * outW + xx) * 3 + c;
+        if (same) {
+          out[o] = rgba[(yy * width + xx) * 4 + c];
+          continue;
+        }
+        const top = rgba[r0 + c0 + c] * (1 - fx) + rgba[r0 + c1 + c] * fx;
+        const bottom = rgba[r1 + c0 + c] * (1 - fx) + rgba[r1 + c1 + c] * fx;
+        out[o] = Math.min(255, Math.max(0, Math.floor(top * (1 - fy) + bottom * fy + 0.5)));
+      }
+    }
+  }
+  return out;
+}
+
 // ModelSpec.resize -> how to reproduce it. A model trained with a resize missing here is refused.
-export const RESIZERS = { "stretch-bilinear": stretchBilinear };
+export const RESIZERS = { "stretch-bilinear": stretchBilinear, "stretch-mediapipe": stretchMediapipe };
 
 /**
  * Pixels of a drawable (ImageBitmap, video, canvas) as training saw them: composited on white

@@ -13,6 +13,7 @@ import typer
 
 from edge.backbones import BACKBONES
 from edge.cli.app import app, epilog, examples, json_option, quiet_option, setup_output, verbose_option, write_json
+from edge.data.resize import MODE_NOTES
 from edge.train.config import CLASS_WEIGHTS, DEVICES, MIXED_PRECISION, SCHEDULES, TrainConfig, flag, format_split
 
 DEFAULTS = TrainConfig()
@@ -62,6 +63,7 @@ def train(
     patience: int = _option("patience", "Early stopping patience in epochs on val accuracy (0 = off); best weights restored. Not in a cosine fine-tune."),
     augment: bool = typer.Option(DEFAULTS.augment, "--augment/--no-augment", help="Flip, rotate, zoom, contrast and brightness changes on training images."),
     resize_augment: bool = typer.Option(DEFAULTS.resize_augment, "--resize-augment", help="Resize each augmented view's photos with a filter apps use (bicubic, area, bilinear without antialias, nearest, edge's own). Off by default: no measured gain on flowers-mini."),
+    resize: str = _option("resize", "How the model resizes photos: " + " or ".join(f"{mode} ({note})" for mode, note in MODE_NOTES.items()) + ". Training, the export gate, bench and predict all resize this way."),
     split: str = _option("split", "Train/val/test percentages for a folder or CSV dataset.", default=format_split(DEFAULTS.split)),
     csv: Optional[Path] = _option("csv", "CSV of filename,label (filenames relative to DATA)."),
     csv_allow_outside: bool = _option("csv_allow_outside", "Accept CSV rows whose files lie outside the data folder (../, absolute paths)."),
@@ -85,7 +87,7 @@ def train(
         fine_tune_views=fine_tune_views, batch_size=batch_size,
         learning_rate=learning_rate, fine_tune_learning_rate=fine_tune_learning_rate, dropout=dropout,
         label_smoothing=label_smoothing, class_weights=class_weights, patience=patience, augment=augment,
-        resize_augment=resize_augment, int8_exact=int8_exact,
+        resize_augment=resize_augment, int8_exact=int8_exact, resize=resize,
         split=split, seed=seed, csv=str(csv) if csv else None, csv_allow_outside=csv_allow_outside,
         mixed_precision=mixed_precision, devices=devices,
     )

@@ -4,7 +4,7 @@ PIL decodes, HEIC/HEIF photos (the iPhone camera default) included through pillo
 orientation is applied (HEIF stores it as irot/imir boxes, which libheif applies while decoding);
 grayscale, palette, RGBA (composited on white), CMYK and 16-bit images become 8-bit RGB; the whole
 image is stretched to the model's input size with bilinear filtering (no crop), the resize recorded
-in the ModelSpec as ``stretch-bilinear``.
+in the ModelSpec as ``stretch-bilinear``, or with the model's own filter (``edge.data.resize.MODES``).
 
 Big images. An image over ``MAX_PIXELS`` (250 megapixels) is refused with edge's own sentence (the
 scan skips and lists it). Below that, images over ``LARGE_PIXELS`` (16 megapixels) are never
@@ -13,7 +13,9 @@ scale (Pillow's ``draft``), still at least twice the model's input size, and oth
 decoded and then shrunk by an integer factor (Pillow's ``reduce``) before the final resize. The
 scan checks a JPEG at 1/8 scale and a large image of another format with ``verify`` (PNG: every
 chunk's checksum), so a 100-megapixel photo costs a few megabytes to validate. Images up to
-``LARGE_PIXELS`` are decoded exactly as before: full size, then resized.
+``LARGE_PIXELS`` are decoded exactly as before: full size, then resized. A filter that reproduces an
+app which decodes at full size (``edge.data.resize.FULL_DECODE``: MediaPipe's) always gets the full
+photo.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
 from pillow_heif import register_heif_opener
 
-from edge.data.resize import REFERENCE, resize
+from edge.data.resize import FULL_DECODE, REFERENCE, resize
 from edge.errors import one_line
 
 register_heif_opener()  # Image.open reads .heic/.heif from here on (every reader goes through this module)
@@ -133,17 +135,26 @@ def load_image(path: str | Path, size: tuple[int, int], variant: str = REFERENCE
 
 
 def load_variants(path: str | Path, size: tuple[int, int], variants) -> dict[str, np.ndarray]:
-    """``load_image`` with each of ``variants``, the photo decoded once."""
+    """``load_image`` with each of ``variants``, the photo decoded once (twice for a large photo when a
+    filter of ``FULL_DECODE`` is among them: such an app decodes it at full size)."""
     height, width = size
     img = open_rgb(path, (width, height))
-    return {variant: resize(img, size, variant) for variant in variants}
+    full = img
+    if any(v in FULL_DECODE for v in variants) and img.width * img.height < _stored_pixels(path):
+        full = open_rgb(path)
+    return {variant: resize(full if variant in FULL_DECODE else img, size, variant) for variant in variants}
 
 
-def load_images(paths, size: tuple[int, int]) -> np.ndarray:
+def _stored_pixels(path: str | Path) -> int:
+    with _quiet(), _open(path) as img:
+        return img.width * img.height
+
+
+def load_images(paths, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:
     """Stack of ``load_image`` results, shape ``(N, height, width, 3)`` uint8."""
     if not paths:
         return np.zeros((0, size[0], size[1], 3), np.uint8)
-    return np.stack([load_image(p, size) for p in paths])
+    return np.stack([load_image(p, size, variant) for p in paths])
 
 
 def _open(path: str | Path) -> Image.Image:

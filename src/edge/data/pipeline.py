@@ -54,18 +54,20 @@ def settled(ds):
     return ds.with_options(options)
 
 
-def drawn_resize(variants: Sequence[str], seed: int, index) -> str:
+def drawn_resize(variants: Sequence[str], seed: int, index, own: str = REFERENCE) -> str:
     """The resize filter of image ``index`` in a pass that draws from ``variants`` with ``seed``
-    (edge's own without variants): a function of (seed, index) alone, so a pass is reproducible."""
-    return variants[np.random.default_rng([seed, int(index)]).integers(len(variants))] if variants else REFERENCE
+    (the model's own, ``own``, without variants): a function of (seed, index) alone, so a pass is reproducible."""
+    return variants[np.random.default_rng([seed, int(index)]).integers(len(variants))] if variants else own
 
 
 def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, *, shuffle: bool = False,
-                  augment: bool = False, seed: int = 0, cache: bool = True, resize_variants: Sequence[str] = ()):
-    """Batched ``(float32 images 0..255, int labels)`` for ``samples``.
+                  augment: bool = False, seed: int = 0, cache: bool = True, resize_variants: Sequence[str] = (),
+                  resize: str = REFERENCE):
+    """Batched ``(float32 images 0..255, int labels)`` for ``samples``, resized with ``resize`` (the
+    model's own filter, ``edge.data.resize.own_filter``).
 
     ``resize_variants`` (names in ``edge.data.resize.RESIZERS``): each image is resized with one of
-    them instead of edge's own filter, drawn from ``(seed, image index)``, so a pass is reproducible.
+    them instead of the model's own filter, drawn from ``(seed, image index)``, so a pass is reproducible.
     """
     from edge.keras_setup import tf
 
@@ -75,7 +77,7 @@ def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int,
     variants = tuple(resize_variants)
 
     def _load(path, index):
-        return load_image(path.decode("utf-8"), (height, width), drawn_resize(variants, seed, index))
+        return load_image(path.decode("utf-8"), (height, width), drawn_resize(variants, seed, index, resize))
 
     def _decode(path, label, index):
         image = tf.numpy_function(_load, [path, index], tf.uint8, stateful=False)
@@ -99,11 +101,13 @@ def image_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int,
 @dataclass(frozen=True)
 class View:
     """One way of showing the training photos to the model: ``seed`` drives the augmentation (if
-    ``augment``) and the draw of each photo's resize filter from ``resize_variants`` (if any)."""
+    ``augment``) and the draw of each photo's resize filter from ``resize_variants`` (if any; else the
+    model's own filter, ``resize``)."""
 
     seed: int
     augment: bool = False
     resize_variants: tuple[str, ...] = ()
+    resize: str = REFERENCE
 
 
 def view_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, views: Sequence[View]):
@@ -111,7 +115,7 @@ def view_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, 
 
     Each photo is decoded once for all the views (and resized once per distinct filter); a view's
     images are what ``image_dataset(..., augment=view.augment, seed=view.seed,
-    resize_variants=view.resize_variants)`` would give.
+    resize_variants=view.resize_variants, resize=view.resize)`` would give.
     """
     from edge.keras_setup import tf
 
@@ -120,7 +124,7 @@ def view_dataset(samples: list[Sample], size: tuple[int, int], batch_size: int, 
     paths = np.array([s.path for s in samples], dtype=object).astype(str)
 
     def _load(path, index):
-        filters = [drawn_resize(view.resize_variants, view.seed, index) for view in views]
+        filters = [drawn_resize(view.resize_variants, view.seed, index, view.resize) for view in views]
         resized = load_variants(path.decode("utf-8"), (height, width), set(filters))
         return np.stack([resized[name] for name in filters])
 

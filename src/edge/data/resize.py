@@ -1,7 +1,8 @@
 """How consumers resize a photo to the model's input: the named variants edge measures and trains for.
 
-edge decodes and resizes with Pillow's antialiased bilinear filter (``load_image``, the ModelSpec's
-``stretch-bilinear``). The apps that run an exported model resize their own way (MediaPipe Tasks,
+By default edge decodes and resizes with Pillow's antialiased bilinear filter (``load_image``, the
+ModelSpec's ``stretch-bilinear``); a model trained with ``--resize stretch-mediapipe`` resizes as
+MediaPipe Tasks does instead, everywhere edge runs it (``MODES``, ``own_filter``). The apps that run an exported model resize their own way (MediaPipe Tasks,
 iOS Vision, a browser canvas each have their own filter), and many mobile pipelines sample four
 pixels without antialiasing. A model that only ever saw Pillow's resize can change its answer on the same
 photo under another one. ``RESIZERS`` names the variants (the whole image stretched to the input
@@ -100,6 +101,28 @@ RESIZERS: dict[str, Callable[[Image.Image, tuple[int, int]], np.ndarray]] = {
     "mediapipe-cpu": mediapipe_cpu,
 }
 VARIANTS = tuple(name for name in RESIZERS if name != REFERENCE)  # what consumers may do instead
+
+# A model's own resize (``ModelSpec.resize``, ``edge train --resize``) -> the filter that reproduces it.
+# Training, the export gate, calibration, bench and predict all resize with the model's own filter.
+MODES = {"stretch-bilinear": REFERENCE, "stretch-mediapipe": "mediapipe-cpu"}
+MODE_NOTES = {"stretch-bilinear": "Pillow's antialiased bilinear", "stretch-mediapipe": "MediaPipe Tasks' own"}
+DEFAULT_MODE = "stretch-bilinear"
+FULL_DECODE = ("mediapipe-cpu",)  # filters that must see the photo decoded at full size, as their app does
+
+
+def own_filter(mode: str) -> str:
+    """The filter of a model whose ModelSpec.resize is ``mode`` (EdgeError for a mode edge does not know)."""
+    if mode not in MODES:
+        from edge.errors import EdgeError
+
+        raise EdgeError(f"The model's resize '{mode}' is not one edge knows ({', '.join(MODES)}); "
+                        "a newer edge may have made it.")
+    return MODES[mode]
+
+
+def others(own: str) -> tuple[str, ...]:
+    """Every filter but ``own``: how other apps may resize for a model that expects ``own``."""
+    return tuple(name for name in RESIZERS if name != own)
 
 
 def resize(img: Image.Image, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from edge.bench import bench, report
 from edge.bench.runner import BenchSettings
+from edge.data.resize import VARIANTS
 from edge.errors import EdgeError
 from edge.runtimes import mediapipe as mediapipe_runtime
 from edge.runtimes.mediapipe import ENV, INT8_INPUT, KEY, OPTION, VENV, Classified, Found, locate
@@ -169,7 +170,7 @@ def test_no_interpreter_is_one_note_and_the_bench_completes(colour_tflite, monke
     monkeypatch.chdir(tmp_path)  # no .venv-mediapipe here
     result = bench([fp32], data=photos, out=tmp_path / "out", quiet=True, **QUICK)
     (row,) = result.rows
-    assert row.accuracy == pytest.approx(0.9) and set(row.resize_agreement) == set(report.VARIANTS)
+    assert row.accuracy == pytest.approx(0.9) and set(row.resize_agreement) == set(VARIANTS)
     assert result.mediapipe == {"note": locate(cwd=tmp_path).note}
     assert locate(cwd=tmp_path).note in (tmp_path / "out" / report.MARKDOWN_FILE).read_text()
 

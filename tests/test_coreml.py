@@ -53,9 +53,23 @@ def packages(trained, export_set, tmp_path_factory):
     return found
 
 
-# One of these 40 held-out images is 2.5 points: the tiny from-scratch model gets the shared export's
-# 3-point budget for compressed kinds (fp32/fp16 keep their agreement budgets).
+# The tiny from-scratch model gets the shared export's 3-point budget for compressed kinds (fp32/fp16
+# keep their agreement budgets), on all 400 synthetic images as the shared export is verified: on the
+# 40 held-out ones a photo is 2.5 points, and training is not bit-reproducible (multi-threaded float
+# sums), so a 6-bit palette sometimes lost 2 of them (5 points) on a near-tie.
 MAX_DROP = 3.0  # conftest.EXPORT_SET_MAX_DROP
+
+
+@pytest.fixture(scope="module")
+def everything(trained, synth_data):
+    """(images, labels, Keras probabilities) of every synthetic image, in the run's label order."""
+    from edge.data.images import IMAGE_EXTENSIONS, load_images
+
+    model, spec, *_ = trained
+    paths = sorted(p for p in Path(synth_data).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    images = load_images(paths, spec.input_size)
+    labels = np.array([spec.labels.index(p.parent.name) for p in paths])
+    return images, labels, model.predict(images.astype(np.float32), verbose=0)
 
 
 def _gate(kind, predictor, trained):
@@ -95,10 +109,12 @@ def test_fp16_program_agrees_and_is_really_rounded(trained, packages):
 
 @pytest.mark.parametrize("kind, constexpr", [("int8", "constexpr_affine_dequantize"),
                                              ("palettize6", "constexpr_lut_to_dense")])
-def test_compressed_programs_stay_within_their_accuracy_budget(trained, packages, kind, constexpr):
+def test_compressed_programs_stay_within_their_accuracy_budget(trained, everything, packages, kind, constexpr):
     predictor = coreml.load(packages[kind])
     assert constexpr in predictor._executor.op_types
-    result, failures = _gate(kind, predictor, trained)
+    images, labels, reference = everything
+    assert len(images) == 400 and len(set(labels)) == 5
+    result, failures = _gate(kind, predictor, (None, None, images, labels, reference))
     assert failures == [], failures
     assert result.agreement >= 0.9
     size = {k: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for k, p in packages.items()}

@@ -2,10 +2,10 @@
 
 For each fold that ``train_cv.py`` left for a recipe (``benchmarks/out/cv/RECIPE/foldK``: the float
 Keras model, its int8 TFLite file, its test split), every test photo gets the float model's top-1
-margin (top-1 minus top-2 probability, with edge's own resize) and whether its top-1 changes
+margin (top-1 minus top-2 probability, with the model's own resize) and whether its top-1 changes
 
-* in the int8 file (edge's resize),
-* in the float model under each consumer resize (``edge.data.resize.VARIANTS``),
+* in the int8 file (the model's own resize),
+* in the float model under each other consumer resize (``edge.data.resize.others``),
 * under MediaPipe Tasks given the photo file (fp32 TFLite; where MediaPipe's venv is found), and, to
   tell its decoder from its resize, given edge's decode of the photo (a lossless PNG at full size:
   MediaPipe only resizes) and given edge's own model-size pixels (MediaPipe neither decodes nor
@@ -45,7 +45,7 @@ def fold_rows(run_dir: Path) -> list[dict]:
     """One row per test photo of the fold: margin, float right, and which perturbations flip it."""
     from edge import formats
     from edge.data.images import load_variants
-    from edge.data.resize import REFERENCE, RESIZERS, VARIANTS
+    from edge.data.resize import RESIZERS, others, own_filter
     from edge.rundir import MODEL_FILE
     from edge.runtimes import mediapipe
 
@@ -58,17 +58,18 @@ def fold_rows(run_dir: Path) -> list[dict]:
     size = tuple(model.spec.input_size)
     loaded = [load_variants(r["path"], size, RESIZERS) for r in test]
     stacks = {v: np.stack([images[v] for images in loaded]) for v in RESIZERS}
-    probs = model(stacks[REFERENCE])
+    own_resize = own_filter(model.spec.resize)  # edge's Pillow bilinear unless the run set --resize
+    probs = model(stacks[own_resize])
     top2 = np.sort(probs, axis=1)[:, -2:]
     own = probs.argmax(1)
-    flips = {"int8": int8(stacks[REFERENCE]).argmax(1) != own}
-    variant_top1 = {v: model(stacks[v]).argmax(1) for v in VARIANTS}
+    flips = {"int8": int8(stacks[own_resize]).argmax(1) != own}
+    variant_top1 = {v: model(stacks[v]).argmax(1) for v in others(own_resize)}
     flips.update({v: top1 != own for v, top1 in variant_top1.items()})
     answers = mediapipe_top1(run_dir, {}, [r["path"] for r in test])
     if "float" in answers:
         flips[mediapipe.KEY] = answers["float"] != own
-        flips[AGAINST_REPLICA] = answers["float"] != variant_top1[REPLICA]
-        flips.update(mediapipe_parts(run_dir, [r["path"] for r in test], stacks[REFERENCE], own))
+        flips[AGAINST_REPLICA] = answers["float"] != variant_top1.get(REPLICA, own)
+        flips.update(mediapipe_parts(run_dir, [r["path"] for r in test], stacks[own_resize], own))
     return [{"photo": "/".join(Path(test[i]["path"]).parts[-2:]), "margin": round(float(top2[i, 1] - top2[i, 0]), 4),
              "float_right": bool(own[i] == truth[i]),
              "flips": [name for name, f in flips.items() if f[i]], "checked": list(flips)} for i in range(len(test))]
@@ -122,13 +123,13 @@ def main() -> int:
     photos = ",\n".join(json.dumps(r) for r in rows)  # one photo a line
     (RESULTS / "flip_margins.json").write_text(f'{{"recipe": {json.dumps(args.recipe)}, "photos": [\n{photos}\n]}}\n')
     md = [f"# Which photos change their answer ({args.recipe}, {len(runs)} CV folds, every photo tested once)", "",
-          "Float margin = the float model's top-1 minus top-2 probability with edge's resize. A flip = a different "
-          "top-1 from the float model's own: int8 = the int8 TFLite file (edge's resize); the resize variants = "
+          "Float margin = the float model's top-1 minus top-2 probability with its own resize. A flip = a different "
+          "top-1 from the float model's own: int8 = the int8 TFLite file (the same resize); the resize variants = "
           "the float model on the photo resized another way (edge.data.resize); mediapipe = MediaPipe Tasks "
           f"given the photo file (fp32 TFLite); {DECODED} = MediaPipe given edge's decode of the photo (a PNG "
           f"at full size: MediaPipe only resizes); {PIXELS} = MediaPipe given edge's model-size pixels (it "
           f"neither decodes nor resizes); {AGAINST_REPLICA} = MediaPipe given the file against the float model on "
-          f"edge's copy of MediaPipe's resize ({REPLICA}) instead of edge's own resize (what is left: MediaPipe's "
+          f"edge's copy of MediaPipe's resize ({REPLICA}) instead of the model's own resize (what is left: MediaPipe's "
           "JPEG decoder). "
           "\"float right\" = the float model's accuracy in that band.", "",
           *table(rows, perturbations)]

@@ -2,10 +2,10 @@
 
 By default edge decodes and resizes with Pillow's antialiased bilinear filter (``load_image``, the
 ModelSpec's ``stretch-bilinear``); a model trained with ``--resize stretch-mediapipe`` resizes as
-MediaPipe Tasks does instead, everywhere edge runs it (``MODES``, ``own_filter``). The apps that run an exported model resize their own way (MediaPipe Tasks,
-iOS Vision, a browser canvas each have their own filter), and many mobile pipelines sample four
-pixels without antialiasing. A model that only ever saw Pillow's resize can change its answer on the same
-photo under another one. ``RESIZERS`` names the variants (the whole image stretched to the input
+MediaPipe Tasks does instead, everywhere edge runs it (``MODES``, ``own_filter``). The apps that
+run an exported model resize their own way (MediaPipe Tasks, iOS Vision, a browser canvas each
+have their own filter), and many mobile pipelines sample four pixels without antialiasing. A model
+that only ever saw one resize can change its answer on the same photo under another one. ``RESIZERS`` names the variants (the whole image stretched to the input
 size, as training did; only the filter differs):
 
 * ``pillow-bilinear``: edge's own (the reference every other variant is compared with);

@@ -174,8 +174,10 @@ def resize_columns(entries: list[ResizeEntry]) -> tuple[str, ...]:
 
 
 def own_resize(entries: list[ResizeEntry]) -> str:
-    """What the agreement is measured against: edge's resize, or each model's own when one has another."""
-    return REFERENCE if REFERENCE not in resize_columns(entries) else "own resize"
+    """What the agreement is measured against: the filter no model was measured under (every model's
+    own: edge's resize unless they were trained with ``--resize``), or "own resize" when they differ."""
+    unmeasured = [v for v in RESIZERS if all(v not in e.agreement for e in entries)]
+    return unmeasured[0] if len(unmeasured) == 1 else "own resize"
 
 
 def _resize_cell(entry: ResizeEntry, values: dict[str, float], column: str) -> str:

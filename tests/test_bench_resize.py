@@ -231,3 +231,30 @@ def test_a_resize_mode_edge_does_not_know_is_one_sentence():
     with pytest.raises(EdgeError, match="resize 'stretch-lanczos' is not one edge knows") as caught:
         own_filter("stretch-lanczos")
     assert str(caught.value).endswith(".") and "\n" not in str(caught.value)
+
+
+def test_a_model_trained_for_mediapipes_resize_is_benched_on_it(striped, tmp_path):
+    """A model whose spec says ``stretch-mediapipe``: bench scores it on MediaPipe's resize (where the stripes
+    are red: 6 of 8 right), measures every other filter against that, edge's own included, and names it."""
+    import onnx
+
+    from edge import contract
+    from edge.spec import ModelSpec, Normalization
+
+    plain, _, data = striped
+    model = onnx.load(str(plain))
+    spec = ModelSpec(name="colour", backbone="none", labels=list(LABELS), input_size=(4, 4),
+                     normalization=Normalization(mean=(0.0,) * 3, std=(1.0,) * 3), resize="stretch-mediapipe")
+    for key, value in contract.artifact_metadata(spec, "test").items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path = tmp_path / "colour_mp.onnx"
+    onnx.save(model, str(path))
+    result = bench([path], data=data, out=tmp_path / "o", measure_latency=False, quiet=True, **QUICK)
+    (row,) = result.rows
+    assert row.accuracy == pytest.approx(6 / 8)  # its own resize keeps the red columns of the stripes
+    assert list(row.resize_agreement) == [v for v in RESIZERS if v != "mediapipe-cpu"]
+    assert row.resize_agreement[REFERENCE] == pytest.approx(6 / 8) and row.resize_accuracy[REFERENCE] == 1.0
+    assert row.resize_agreement["nearest"] == 1.0  # nearest keeps the same columns
+    md = (tmp_path / "o" / report.MARKDOWN_FILE).read_text()
+    assert "instead of each model's mediapipe-cpu" in md and f"| model | mediapipe-cpu | {REFERENCE} |" in md

@@ -326,7 +326,9 @@ def _print_summary(result: TrainResult, scanned: ScannedData) -> None:
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # a long path or weights file wraps whole, never cut with "..."
     table.add_row("run directory", str(result.run_dir))
-    table.add_row("backbone", f"{result.spec.backbone} ({result.spec.weights}), {result.spec.input_size[0]}x{result.spec.input_size[1]}")
+    spec = result.spec
+    table.add_row("backbone", f"{spec.backbone} ({spec.weights}), {spec.input_size[0]}x{spec.input_size[1]}, "
+                              f"resize {spec.resize}")
     table.add_row("images", ", ".join(f"{k} {v}" for k, v in result.spec.split["counts"].items()))
     for stage, values in m["stages"].items():
         table.add_row(f"after {stage}", ", ".join(f"{k} acc {v:.1%}" for k, v in values.items()))

@@ -135,12 +135,15 @@ def load_image(path: str | Path, size: tuple[int, int], variant: str = REFERENCE
 
 
 def load_variants(path: str | Path, size: tuple[int, int], variants) -> dict[str, np.ndarray]:
-    """``load_image`` with each of ``variants``, the photo decoded once (twice for a large photo when a
-    filter of ``FULL_DECODE`` is among them: such an app decodes it at full size)."""
+    """``load_image`` with each of ``variants``, the photo decoded once: at full size when every filter
+    is one of ``FULL_DECODE`` (such an app decodes it at full size), and a large photo twice when
+    those filters and others are asked for together."""
     height, width = size
-    img = open_rgb(path, (width, height))
+    variants = tuple(variants)
+    full_only = all(v in FULL_DECODE for v in variants)
+    img = open_rgb(path, None if full_only else (width, height))
     full = img
-    if any(v in FULL_DECODE for v in variants) and img.width * img.height < _stored_pixels(path):
+    if not full_only and any(v in FULL_DECODE for v in variants) and img.width * img.height < _stored_pixels(path):
         full = open_rgb(path)
     return {variant: resize(full if variant in FULL_DECODE else img, size, variant) for variant in variants}
 

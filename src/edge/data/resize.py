@@ -106,7 +106,14 @@ RESIZERS: dict[str, Callable[[Image.Image, tuple[int, int]], np.ndarray]] = {
     "nearest": _pillow(Image.NEAREST),
     "mediapipe-cpu": mediapipe_cpu,
 }
-VARIANTS = tuple(name for name in RESIZERS if name != REFERENCE)  # what consumers may do instead
+
+
+def others(own: str) -> tuple[str, ...]:
+    """Every filter but ``own``: how other apps may resize for a model that expects ``own``."""
+    return tuple(name for name in RESIZERS if name != own)
+
+
+VARIANTS = others(REFERENCE)  # what consumers may do instead of edge's default
 
 # A model's own resize (``ModelSpec.resize``, ``edge train --resize``) -> the filter that reproduces it.
 # Training, the export gate, calibration, bench and predict all resize with the model's own filter.
@@ -124,11 +131,6 @@ def own_filter(mode: str) -> str:
         raise EdgeError(f"The model's resize '{mode}' is not one edge knows ({', '.join(MODES)}); "
                         "a newer edge may have made it.")
     return MODES[mode]
-
-
-def others(own: str) -> tuple[str, ...]:
-    """Every filter but ``own``: how other apps may resize for a model that expects ``own``."""
-    return tuple(name for name in RESIZERS if name != own)
 
 
 def resize(img: Image.Image, size: tuple[int, int], variant: str = REFERENCE) -> np.ndarray:

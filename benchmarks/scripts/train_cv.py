@@ -114,6 +114,75 @@ def random_resized_crop_augmentation(seed: int):
 
 
 AUGMENTATIONS = {"rrc": random_resized_crop_augmentation}
+
+
+def mixed_view_batches(kind: str, alpha: float):
+    """The lever tried here (benchmark only): ``edge.train.views.view_batches`` with every batch of
+    cached activations mixed with a shuffled copy of itself, mixing weight ~ Beta(alpha, alpha)
+    drawn per batch. ``mixup``: the activations and one-hot labels blended (manifold mixup at the
+    cut); ``cutmix``: a box of the 7x7 activation map taken from the partner, labels blended by
+    the box's share of the map."""
+    from edge.train import views
+
+    original = views.view_batches
+
+    def view_batches(paths, labels, num_classes, batch_size, seed, first_epoch, epochs):
+        ds = original(paths, labels, num_classes, batch_size, seed, first_epoch, epochs)
+        rng = np.random.default_rng([seed, first_epoch, 99])
+
+        def mix(x, y):
+            x, y = x.copy(), y.copy()
+            n = len(x)
+            lam = rng.beta(alpha, alpha)
+            perm = rng.permutation(n)
+            if kind == "mixup":
+                return (lam * x + (1 - lam) * x[perm]).astype(np.float32), (lam * y + (1 - lam) * y[perm]).astype(np.float32)
+            h, w = x.shape[1:3]
+            ch, cw = int(round(h * np.sqrt(1 - lam))), int(round(w * np.sqrt(1 - lam)))
+            cy, cx = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+            x[:, cy:cy + ch, cx:cx + cw] = x[perm, cy:cy + ch, cx:cx + cw]
+            share = ch * cw / (h * w)
+            return x, ((1 - share) * y + share * y[perm]).astype(np.float32)
+
+        from edge.keras_setup import tf
+        spec = ds.element_spec
+
+        def gen():
+            for x, y in ds.as_numpy_iterator():
+                yield mix(x, y)
+
+        return views.settled(tf.data.Dataset.from_generator(gen, output_signature=spec))
+
+    return view_batches
+
+
+MIXES = {"mixup", "cutmix"}
+
+
+def fine_tune_optimizer(kind: str, value: float):
+    """The lever tried here (benchmark only): ``edge.train.stages._compile`` with another optimizer for
+    the fine-tune (the head, compiled with a whole epoch per execution, keeps Adam). ``ema``: Adam
+    whose weights are replaced at the end by their exponential moving average, ``value`` the horizon
+    in epochs (momentum 1 - 1 / (value x steps an epoch)); ``adamw``: AdamW, decoupled weight decay
+    ``value`` (decay toward zero of the trained kernels, as torch's AdamW)."""
+    from edge.keras_setup import keras
+    from edge.train import stages
+
+    original = stages._compile
+
+    def _compile(model, lr, config, steps_per_execution=1):
+        optimizer = original(model, lr, config, steps_per_execution)
+        if steps_per_execution != 1:
+            return optimizer
+        if kind == "ema":
+            steps = stages.batches_per_epoch(350, config.batch_size)
+            new = keras.optimizers.Adam(lr, use_ema=True, ema_momentum=1 - 1 / (value * steps))
+        else:
+            new = keras.optimizers.AdamW(lr, weight_decay=value)
+        model.compile(optimizer=new, loss=model.loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        return new
+
+    return _compile
 NOTES = {  # what the recipe names in the results mean
     "default": "the previous TrainConfig defaults (fine-tuning on images, constant rate); stage 1 as before (Keras fit over tf.data, per-epoch checkpoints of the whole model)",
     "default_new_stage1": "the previous TrainConfig defaults; stage 1 by fit_head (in memory, no per-epoch checkpoint)",
@@ -166,6 +235,20 @@ NOTES = {  # what the recipe names in the results mean
     "resize_mediapipe": "int8_exact with resize=stretch-mediapipe: trained, gated and measured on MediaPipe Tasks' own "
                         "resize (edge.data.resize.mediapipe_cpu); resize agreement against that resize",
     "resize_mediapipe_seed7": "resize_mediapipe with seed 7",
+    "size320": "int8_exact at 320x320 input instead of 224 (the same weights; flowers-mini's photos are 159-500 "
+               "px a side): the ceiling of a teacher at a larger input for --distill (stop 21)",
+    "mixup02": "int8_exact with manifold mixup at the cut (train_cv.py --mix mixup:0.2): every fine-tune batch of "
+               "cached activations blended with a shuffled copy of itself, labels alike, weight ~ Beta(0.2, 0.2)",
+    "mixup02_seed7": "mixup02 with seed 7",
+    "cutmix10": "int8_exact with CutMix on the cached 7x7 activations (train_cv.py --mix cutmix:1.0): a box of each "
+                "map from a shuffled partner, labels blended by the box's share, box share ~ Beta(1, 1)",
+    "cutmix10_seed7": "cutmix10 with seed 7",
+    "ema2": "int8_exact with a weight EMA in the fine-tune (train_cv.py --optimizer ema:2: Adam's use_ema, momentum "
+            "1 - 1/(2 epochs of steps) = 0.955, the averaged weights kept at the end)",
+    "adamw005": "int8_exact with AdamW (decoupled weight decay 0.05) instead of Adam in the fine-tune "
+                "(train_cv.py --optimizer adamw:0.05)",
+    "rrc_now": "int8_exact with train_cv.py's random-resized crop (area 25-100%) + flip instead of edge's "
+               "flip/rotate/zoom in the augmented view (rrc_aug measured it on the fine-tune of its day)",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "
                "random_resized_crop_augmentation) instead of flip/rotate/zoom",
 }
@@ -443,6 +526,8 @@ def main() -> int:
     parser.add_argument("--options", default="{}", help="JSON of edge.train.train options (TrainConfig fields)")
     parser.add_argument("--folds", default=",".join(str(k) for k in range(K)))
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), help="replace edge's augmentation (a lever)")
+    parser.add_argument("--mix", help="KIND:ALPHA, KIND one of mixup, cutmix: mix cached views (a lever)")
+    parser.add_argument("--optimizer", help="ema:EPOCHS or adamw:DECAY for the fine-tune (a lever)")
     parser.add_argument("--redo", action="store_true", help="rerun folds already in the results")
     parser.add_argument("--resize-only", action="store_true",
                         help="only measure resize agreement for the recipe's folds that lack it (from their runs)")
@@ -462,6 +547,20 @@ def main() -> int:
         options_shown = {**options, "augment": args.augment}
     else:
         options_shown = options
+    if args.mix:
+        import edge.train.stages
+
+        kind, alpha = args.mix.split(":")
+        assert kind in MIXES, kind
+        edge.train.stages.view_batches = mixed_view_batches(kind, float(alpha))
+        options_shown = {**options_shown, "mix": args.mix}
+    if args.optimizer:
+        import edge.train.stages
+
+        kind, value = args.optimizer.split(":")
+        assert kind in ("ema", "adamw"), kind
+        edge.train.stages._compile = fine_tune_optimizer(kind, float(value))
+        options_shown = {**options_shown, "optimizer": args.optimizer}
     scanned = scan(FLOWERS)
     samples, labels = scanned.samples, scanned.labels
     fold = fold_assignment(samples, K, SEED)

@@ -178,8 +178,13 @@ NOTES = {  # what the row names in the results mean
     "defaults_int8_exact": "`cut_block14` with int8-exact kernels (the fine-tune trains on int8-rounded kernels, "
                            "edge.train.int8_grid), first version: rounded twice a batch",
     "cut_block14_rerun": "`cut_block14` again (`int8_exact` off), beside `defaults_int8_exact`",
-    "defaults_int8_exact_v2": "today's defaults: `defaults_int8_exact` with the rounded kernels kept from the start "
+    "defaults_int8_exact_v2": "stop 19's defaults: `defaults_int8_exact` with the rounded kernels kept from the start "
                               "of a batch to its end (one rounding a batch)",
+    "resize_mediapipe": "today's defaults with `--resize stretch-mediapipe` (MediaPipe Tasks' resize, "
+                        "edge.data.resize.mediapipe_cpu, in every view and evaluation), run right before "
+                        "`defaults_stop21`",
+    "defaults_stop21": "today's defaults (stop 21's code, the same recipe as `defaults_int8_exact_v2`), beside "
+                       "`resize_mediapipe`",
 }
 
 

@@ -11,10 +11,13 @@ MediaPipe Tasks (where its venv is found: edge.runtimes.mediapipe). Per recipe: 
 std (sample std, ddof=1) over the folds.
 
     python benchmarks/scripts/train_cv.py [--recipe default] [--options '{"fine_tune_from": "block_13_expand"}']
-        [--augment rrc] [--folds 0,1,2,3,4]
+        [--augment rrc] [--mix mixup:0.2] [--optimizer ema:2] [--folds 0,1,2,3,4]
 
-``--options`` passes TrainConfig fields; ``--augment rrc`` swaps edge's stage-2 augmentation for
-this script's random-resized crop (a lever measured here before it goes into edge). Resize
+``--options`` passes TrainConfig fields. Levers measured here before they go into edge (none has
+paid so far, README's lever table): ``--augment rrc`` swaps edge's stage-2 augmentation for this
+script's random-resized crop; ``--mix mixup:0.2`` / ``--mix cutmix:1.0`` mix every fine-tune batch
+of cached activations with a shuffled copy of itself; ``--optimizer ema:2`` / ``--optimizer
+adamw:0.05`` change the fine-tune's optimizer. Resize
 agreement is measured against the model's own resize (``--options '{"resize": "stretch-mediapipe"}'``
 trains for MediaPipe's). Recipes are
 compared per fold (paired differences), since which photos land in a fold moves accuracy more

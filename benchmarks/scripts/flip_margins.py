@@ -6,6 +6,9 @@ margin (top-1 minus top-2 probability, with the model's own resize) and whether 
 
 * in the int8 file (the model's own resize),
 * in the float model under each other consumer resize (``edge.data.resize.others``),
+* in the float model of the same recipe trained with another seed (``RECIPE_seed7``, where
+  train_cv.py ran it: the same folds, test photos and resize), i.e. how often training itself, not
+  any consumer, decides a photo's answer,
 * under MediaPipe Tasks given the photo file (fp32 TFLite; where MediaPipe's venv is found), and, to
   tell its decoder from its resize, given edge's decode of the photo (a lossless PNG at full size:
   MediaPipe only resizes) and given edge's own model-size pixels (MediaPipe neither decodes nor
@@ -15,7 +18,7 @@ Over the 5 folds every flowers-mini photo is tested once, so the table covers 50
 how the flips concentrate on the photos the float model is unsure of, and how right the float model
 is on those: the agreement goals of issue #13 are goals on that low-margin band.
 
-    python benchmarks/scripts/flip_margins.py [--recipe int8_exact]
+    python benchmarks/scripts/flip_margins.py [--recipe int8_exact] [--twin int8_exact_seed7]
 
 Writes benchmarks/results/flip_margins.{json,md}. Skips (exit 0) without ../shared or without the runs.
 """
@@ -38,11 +41,14 @@ PIXELS = "mediapipe-edge-pixels"  # MediaPipe given edge's model-size pixels (it
 REPLICA = "mediapipe-cpu"  # edge.data.resize's copy of MediaPipe's resize
 AGAINST_REPLICA = "mediapipe-vs-mediapipe-cpu"  # MediaPipe (the file) against the float model under REPLICA
 
+TWIN = "another-seed"  # the same recipe's float model trained with another seed
+
 BANDS = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0001)  # float top-1 margin bands (upper bound exclusive)
 
 
-def fold_rows(run_dir: Path) -> list[dict]:
-    """One row per test photo of the fold: margin, float right, and which perturbations flip it."""
+def fold_rows(run_dir: Path, twin: Path | None = None) -> list[dict]:
+    """One row per test photo of the fold: margin, float right, and which perturbations flip it
+    (``twin``: the same fold's run of the recipe with another seed)."""
     from edge import formats
     from edge.data.images import load_variants
     from edge.data.resize import RESIZERS, others, own_filter
@@ -65,6 +71,10 @@ def fold_rows(run_dir: Path) -> list[dict]:
     flips = {"int8": int8(stacks[own_resize]).argmax(1) != own}
     variant_top1 = {v: model(stacks[v]).argmax(1) for v in others(own_resize)}
     flips.update({v: top1 != own for v, top1 in variant_top1.items()})
+    if twin is not None:
+        with open(twin / "split" / "test.csv") as fh:
+            assert [r["path"] for r in csv.DictReader(fh)] == [r["path"] for r in test], twin
+        flips[TWIN] = formats.load(twin / MODEL_FILE)(stacks[own_resize]).argmax(1) != own
     answers = mediapipe_top1(run_dir, {}, [r["path"] for r in test])
     if "float" in answers:
         flips[mediapipe.KEY] = answers["float"] != own
@@ -110,18 +120,22 @@ def table(rows: list[dict], perturbations: list[str]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="int8_exact", help="a recipe train_cv.py ran (its runs are kept)")
+    parser.add_argument("--twin", help="the same recipe with another seed (default: RECIPE_seed7 where it was run)")
     args = parser.parse_args()
+    twin_runs = WORK / "cv" / (args.twin or f"{args.recipe}_seed7")
     runs = sorted((WORK / "cv" / args.recipe).glob("fold*"))
     if not require_shared() or not require_shared(*runs[:1] or [WORK / "cv" / args.recipe / "fold0"]):
         return 0
     rows = []
     for run_dir in runs:
-        rows += [{**r, "fold": run_dir.name} for r in fold_rows(run_dir)]
+        twin = twin_runs / run_dir.name
+        rows += [{**r, "fold": run_dir.name} for r in fold_rows(run_dir, twin if (twin / "spec.json").is_file() else None)]
         print(f"{run_dir.name}: {len(rows)} photos so far", flush=True)
     perturbations = [p for p in rows[0]["checked"] if all(p in r["checked"] for r in rows)]  # measured on every fold
     RESULTS.mkdir(parents=True, exist_ok=True)
     photos = ",\n".join(json.dumps(r) for r in rows)  # one photo a line
-    (RESULTS / "flip_margins.json").write_text(f'{{"recipe": {json.dumps(args.recipe)}, "photos": [\n{photos}\n]}}\n')
+    (RESULTS / "flip_margins.json").write_text(f'{{"recipe": {json.dumps(args.recipe)}, "twin": '
+                                               f'{json.dumps(twin_runs.name)}, "photos": [\n{photos}\n]}}\n')
     md = [f"# Which photos change their answer ({args.recipe}, {len(runs)} CV folds, every photo tested once)", "",
           "Float margin = the float model's top-1 minus top-2 probability with its own resize. A flip = a different "
           "top-1 from the float model's own: int8 = the int8 TFLite file (the same resize); the resize variants = "
@@ -130,7 +144,8 @@ def main() -> int:
           f"at full size: MediaPipe only resizes); {PIXELS} = MediaPipe given edge's model-size pixels (it "
           f"neither decodes nor resizes); {AGAINST_REPLICA} = MediaPipe given the file against the float model on "
           f"edge's copy of MediaPipe's resize ({REPLICA}) instead of the model's own resize (what is left: MediaPipe's "
-          "JPEG decoder). "
+          f"JPEG decoder); {TWIN} = the float model of `{twin_runs.name}` (the same recipe and folds, another "
+          "training seed) with the same resize. "
           "\"float right\" = the float model's accuracy in that band.", "",
           *table(rows, perturbations)]
     (RESULTS / "flip_margins.md").write_text("\n".join(md) + "\n")

@@ -250,6 +250,10 @@ NOTES = {  # what the recipe names in the results mean
             "1 - 1/(2 epochs of steps) = 0.955, the averaged weights kept at the end)",
     "adamw005": "int8_exact with AdamW (decoupled weight decay 0.05) instead of Adam in the fine-tune "
                 "(train_cv.py --optimizer adamw:0.05)",
+    "ema2_seed7": "ema2 with seed 7",
+    "adamw005_seed7": "adamw005 with seed 7",
+    "size320_seed7": "size320 with seed 7",
+    "rrc_now_seed7": "rrc_now with seed 7",
     "rrc_now": "int8_exact with train_cv.py's random-resized crop (area 25-100%) + flip instead of edge's "
                "flip/rotate/zoom in the augmented view (rrc_aug measured it on the fine-tune of its day)",
     "rrc_aug": "default_new_stage1 with random-resized-crop + flip augmentation in stage 2 (train_cv.py's "

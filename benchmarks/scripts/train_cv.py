@@ -359,13 +359,24 @@ def save(rows: list[dict], machine: str) -> None:
         md.append(f"| {name} `{json.dumps(s['options'])}` | {s['folds']} | {s['float_test_accuracy']} | "
                   f"{s['int8_accuracy']} | {s['int8_agreement']} | {s['int8_gate_passed']} | {s['head_test_accuracy']} | "
                   f"{s['train_minutes']} | {s['float_resize_worst']} | {s['int8_resize_worst']} |")
+    md += ["", "## What each recipe is", "", *(f"* **{name}**: {NOTES[name]}" for name in summary if name in NOTES)]
+    if over_seeds:
+        days = ", ".join(f"`{name}` ({day})" for name, day in BASELINES.items())
+        md += ["", "## Each lever against the defaults of its day, averaged over seeds", "", f"Averaged over seeds (a recipe and its `_seedN` runs), against the defaults of {days}, two "
+               "seeds each: per fold the mean over the seeds, then mean +- std of the per-fold difference (b - a):",
+               "",
+               "| a | b | seeds (a / b) | folds | float top-1 | int8 top-1 | int8 agreement |",
+               "|---|---|---|---:|---:|---:|---:|"]
+        for p in over_seeds:
+            md.append(f"| {p['a']} | {p['b']} | {p['seeds']} | {p['folds']} | {p['float_test_accuracy']} | "
+                      f"{p['int8_accuracy']} | {p['int8_agreement']} |")
     variants = [(name, s["resize_by_variant"]) for name, s in summary.items() if s["resize_by_variant"]]
     if variants:
         from edge.data.resize import RESIZERS
 
         measured = {c for _, by in variants for values in by.values() for c in values}
         columns = [c for c in (*RESIZERS, "mediapipe") if c in measured]  # "mediapipe": MediaPipe Tasks itself
-        md += ["", "Top-1 agreement of each model with itself when the test photos are resized as consumers do "
+        md += ["", "## Under consumers' resizes", "", "Top-1 agreement of each model with itself when the test photos are resized as consumers do "
                "(edge.data.resize; mediapipe = MediaPipe Tasks given the photo file) instead of the model's own "
                "resize (edge's Pillow bilinear unless the recipe sets `resize`); mean over folds:", "",
                "| recipe | model | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
@@ -374,24 +385,13 @@ def save(rows: list[dict], machine: str) -> None:
                 md.append(f"| {name} | {model} | " + " | ".join(
                     f"{100 * values[c]:.1f}%" if c in values else "-" for c in columns) + " |")
     if pairs:
-        md += ["", "Paired over the same folds, b - a (mean +- std of the per-fold difference; the std of two runs of "
+        md += ["", "## Every pair of recipes, one seed each", "", "Paired over the same folds, b - a (mean +- std of the per-fold difference; the std of two runs of "
                "the same recipe with different seeds is the run-to-run noise):", "",
                "| a | b | folds | float top-1 | int8 top-1 | int8 agreement |", "|---|---|---:|---:|---:|---:|"]
         for p in pairs:
             md.append(f"| {p['a']} | {p['b']} | {p['folds']} | {p['float_test_accuracy']} | {p['int8_accuracy']} | "
                       f"{p['int8_agreement']} |")
-    if over_seeds:
-        days = ", ".join(f"`{name}` ({day})" for name, day in BASELINES.items())
-        md += ["", f"Averaged over seeds (a recipe and its `_seedN` runs), against the defaults of {days}, two "
-               "seeds each: per fold the mean over the seeds, then mean +- std of the per-fold difference (b - a):",
-               "",
-               "| a | b | seeds (a / b) | folds | float top-1 | int8 top-1 | int8 agreement |",
-               "|---|---|---|---:|---:|---:|---:|"]
-        for p in over_seeds:
-            md.append(f"| {p['a']} | {p['b']} | {p['seeds']} | {p['folds']} | {p['float_test_accuracy']} | "
-                      f"{p['int8_accuracy']} | {p['int8_agreement']} |")
-    md += ["", *(f"* **{name}**: {NOTES[name]}" for name in summary if name in NOTES)]
-    md += ["", "| recipe | fold | float | int8 | agreement | int8 gate | head only | minutes | epochs run (best) |",
+    md += ["", "## Every fold", "", "| recipe | fold | float | int8 | agreement | int8 gate | head only | minutes | epochs run (best) |",
            "|---|---:|---:|---:|---:|---|---:|---:|---|"]
     for r in rows:
         md.append(f"| {r['recipe']} | {r['fold']} | {r['float_test_accuracy']:.1%} | {_pct(r['int8_accuracy'])} | "

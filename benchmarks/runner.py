@@ -28,7 +28,7 @@ from edge import verify as verification
 from edge.bench import data as datasets
 from edge.bench import latency, traps
 from edge.bench import models as model_refs
-from edge.data.resize import others, own_filter
+from edge.data.resize import others
 from edge.errors import EdgeError, one_line
 from edge.fileio import path_size
 from edge.rundir import MODEL_FILE
@@ -277,7 +277,7 @@ def bench(
         with status(f"Running the reference {reference_ref.name} on {len(evalset)} images..."):
             ref.predictor = model_refs.load(reference_ref, settings.thread_counts[0], settings.foreign)
             ref_spec = ref.predictor.spec
-            ref.probs = _run_checked(ref.predictor, evalset.images(ref_spec.input_size, own_filter(ref_spec.resize)),
+            ref.probs = _run_checked(ref.predictor, evalset.images(ref_spec.input_size, ref_spec.resize_filter),
                                      reference_ref)
     reference_resize: dict[str, dict[str, float]] = {}
     if settings.resize_variants and ref.predictor is not None and not _benched(reference_ref, refs, settings):
@@ -366,7 +366,7 @@ def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalS
     resize_variants = settings.resize_variants and accuracy_fields is None
     if known:  # decode the images before the memory baseline, so peak memory is the model's own
         known_spec = ModelSpec.from_json(known)
-        own = own_filter(known_spec.resize)
+        own = known_spec.resize_filter
         evalset.stacks(known_spec.input_size, (own, *(others(own) if resize_variants else ())))
     memory = latency.PeakMemory()
     memory.start()
@@ -381,7 +381,7 @@ def _bench_one(model: model_refs.ModelRef, threads: int, evalset: datasets.EvalS
               quantize=model.quantize or traps.kind(model, predictor),
               runtime=str(getattr(predictor, "runtime", model.format)), threads=threads, batch=settings.batch,
               load_s=load_s, size_bytes=path_size(model.path), labels=list(spec.labels))
-    images = evalset.images(spec.input_size, own_filter(spec.resize))
+    images = evalset.images(spec.input_size, spec.resize_filter)
     if accuracy_fields is None:
         accuracy_fields = _accuracy(model, predictor, images, evalset, ref, resize_variants, mediapipe)
     for key, value in accuracy_fields.items():
@@ -446,7 +446,7 @@ def _resize_fields(model, predictor, probs: np.ndarray, labels: np.ndarray,
     """``resize_agreement`` and ``resize_accuracy`` (variant -> 0..1): the model's top-1 on the images resized
     each other way (``edge.data.resize.others``) against its top-1 with its own resize (``probs``)."""
     agreement, accuracy = {}, {}
-    own = own_filter(predictor.spec.resize)
+    own = predictor.spec.resize_filter
     for variant, images in evalset.stacks(predictor.spec.input_size, others(own)).items():
         result = verification.compare(probs, _run_checked(predictor, images, model), labels)
         agreement[variant], accuracy[variant] = result.agreement, result.accuracy

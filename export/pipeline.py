@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from edge.artifacts import DEFAULT_EXPORT_DIR, FAILED
-from edge.data.resize import own_filter
 from edge.errors import EdgeError
 from edge.export import remedies
 from edge.export.gate import ExportContext, export_one
@@ -159,7 +158,7 @@ def _context(src: Source, settings: ExportSettings, model, out_dir: Path, images
     def calibration(count: int = settings.calibration_count) -> np.ndarray:
         if count not in cache:
             cache[count] = representative_images(src.calibration_samples(samples), src.spec.input_size, count,
-                                                 src.spec.seed, own_filter(src.spec.resize))
+                                                 src.spec.seed, src.spec.resize_filter)
         return cache[count]
 
     options = export_options(settings, source_run=src.identity)

@@ -92,10 +92,9 @@ def load_images(samples: list[Sample], spec: ModelSpec) -> np.ndarray:
     """The samples decoded and resized as training did (one sentence when a file is gone)."""
     from edge.data.images import ImageReadError
     from edge.data.images import load_images as decode
-    from edge.data.resize import own_filter
 
     try:
-        return decode([s.path for s in samples], spec.input_size, own_filter(spec.resize))
+        return decode([s.path for s in samples], spec.input_size, spec.resize_filter)
     except (ImageReadError, FileNotFoundError) as exc:
         raise EdgeError(f"Could not read a held-out image ({exc}); was the dataset moved since training?") from exc
 

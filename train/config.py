@@ -17,7 +17,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 
 from edge.backbones import BACKBONES, DEFAULT_BACKBONE, get_backbone
-from edge.data.resize import DEFAULT_MODE, MODES
+from edge.data.resize import DEFAULT_MODE, MODES, own_filter
 from edge.errors import EdgeError
 
 CLASS_WEIGHTS = ("auto", "balanced", "none")
@@ -122,6 +122,11 @@ class TrainConfig:
     def start_layer(self) -> str:
         """The first layer fine-tuning trains: ``fine_tune_from``, or the backbone's own choice."""
         return self.fine_tune_from or get_backbone(self.backbone).fine_tune_from
+
+    @property
+    def resize_filter(self) -> str:
+        """The edge.data.resize filter of the model's own resize (``resize``)."""
+        return own_filter(self.resize)
 
     def to_dict(self) -> dict:
         """The options as spec.json and the resume check record them: ``fine_tune_from`` resolved, so a

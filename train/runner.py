@@ -154,7 +154,6 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
         write_split(run, name, splits[name], scanned.labels)
     atomic_write_text(run / REPORT_FILE, json.dumps(scanned.to_report(), indent=1))
 
-    from edge.data.resize import own_filter
     from edge.keras_setup import keras
     from edge.train.evaluation import Evaluator
     from edge.train.model import build_model
@@ -170,7 +169,7 @@ def _train_into(workspace: Workspace, scanned: ScannedData, splits: dict, config
                                            config.alpha, config.dropout)
     pretrained = config.weights not in ("none", "", None)
     stages, timings, stage_metrics = [], {}, {}
-    evaluator = Evaluator(model, image_size, config.batch_size, resize=own_filter(config.resize))
+    evaluator = Evaluator(model, image_size, config.batch_size, resize=config.resize_filter)
     log_dir = run / LOG_DIR
     with say.progress() as bar:
         if pretrained:
@@ -217,7 +216,7 @@ def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir:
     """Stage 1 (head on cached bottlenecks) and stage 2 (fine-tuning): on cached views of the frozen
     layers' activations (edge.train.views) when the cut allows, else on images. Returns the stages
     and the Evaluator of the run (through the cut when there is one)."""
-    from edge.data.resize import RESIZERS, own_filter
+    from edge.data.resize import RESIZERS
     from edge.train import views
     from edge.train.evaluation import Evaluator
     from edge.train.model import FEATURES_LAYER, set_trainable
@@ -233,11 +232,11 @@ def _pretrained_stages(model, splits, image_size, config: TrainConfig, ckpt_dir:
         cut, view_count = planned
         variants = tuple(RESIZERS) if config.resize_augment else ()
         caches = {part: views.ViewCache(ckpt_dir / views.VIEWS_DIR, cut, splits[part], image_size, config.batch_size,
-                                        config.seed, part, variants, own_filter(config.resize))
+                                        config.seed, part, variants, config.resize_filter)
                   for part in ("train", "val")}
         bottlenecks = views.bottlenecks(cut, caches, view_count, bar)  # every view, in one pass
         timings["views_cache_s"] = round(time.perf_counter() - start, 2)
-    evaluator = Evaluator(model, image_size, config.batch_size, cut, own_filter(config.resize))
+    evaluator = Evaluator(model, image_size, config.batch_size, cut, config.resize_filter)
     head, cache_seconds = train_head(model, splits, image_size, config, ckpt_dir, log_dir, bar, strategy, bottlenecks)
     if caches is None:
         timings["bottleneck_cache_s"] = round(cache_seconds, 2)

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from edge.data.pipeline import image_dataset, settled
-from edge.data.resize import own_filter
 from edge.fileio import atomic_path, atomic_write_text
 from edge.keras_setup import keras, tf
 from edge.rundir import Sample
@@ -261,7 +260,7 @@ def train_head(model, splits, size, config: TrainConfig, ckpt_dir: Path, log_dir
     t0 = time.perf_counter()
     if bottlenecks is None:
         bottlenecks = [cache_bottlenecks(model, splits[part], size, config.batch_size,
-                                         ckpt_dir / f"bottlenecks_{part}.npz", progress, part, own_filter(config.resize))
+                                         ckpt_dir / f"bottlenecks_{part}.npz", progress, part, config.resize_filter)
                        for part in ("train", "val")]
     (x_train, y_train), (x_val, y_val) = bottlenecks
     cache_seconds = time.perf_counter() - t0
@@ -312,7 +311,7 @@ def train_images(name: str, model, splits, size, config: TrainConfig, ckpt_dir: 
         set_trainable(model, config.backbone, "fine_tune" if name == "fine_tune" else "all",
                       start_layer=config.start_layer)
         optimizer = _compile(model, lr, config)
-    own = own_filter(config.resize)
+    own = config.resize_filter
     train_ds = image_dataset(splits["train"], size, config.batch_size, shuffle=True, augment=config.augment,
                              seed=config.seed, resize=own).map(one_hot(n))
     val_ds = image_dataset(splits["val"], size, max(config.batch_size, 64), resize=own).map(one_hot(n))

@@ -51,7 +51,7 @@ def fold_rows(run_dir: Path, twin: Path | None = None) -> list[dict]:
     (``twin``: the same fold's run of the recipe with another seed)."""
     from edge import formats
     from edge.data.images import load_variants
-    from edge.data.resize import RESIZERS, others, own_filter
+    from edge.data.resize import RESIZERS, others
     from edge.rundir import MODEL_FILE
     from edge.runtimes import mediapipe
 
@@ -64,7 +64,7 @@ def fold_rows(run_dir: Path, twin: Path | None = None) -> list[dict]:
     size = tuple(model.spec.input_size)
     loaded = [load_variants(r["path"], size, RESIZERS) for r in test]
     stacks = {v: np.stack([images[v] for images in loaded]) for v in RESIZERS}
-    own_resize = own_filter(model.spec.resize)  # edge's Pillow bilinear unless the run set --resize
+    own_resize = model.spec.resize_filter  # edge's Pillow bilinear unless the run set --resize
     probs = model(stacks[own_resize])
     top2 = np.sort(probs, axis=1)[:, -2:]
     own = probs.argmax(1)

@@ -174,16 +174,17 @@ def fine_tune_optimizer(kind: str, value: float):
     original = stages._compile
 
     def _compile(model, lr, config, steps_per_execution=1):
-        optimizer = original(model, lr, config, steps_per_execution)
         if steps_per_execution != 1:
-            return optimizer
+            return original(model, lr, config, steps_per_execution)
         if kind == "ema":
-            steps = stages.batches_per_epoch(350, config.batch_size)
-            new = keras.optimizers.Adam(lr, use_ema=True, ema_momentum=1 - 1 / (value * steps))
+            steps = stages.batches_per_epoch(350, config.batch_size)  # a fold's 350 training photos
+            optimizer = keras.optimizers.Adam(lr, use_ema=True, ema_momentum=1 - 1 / (value * steps))
         else:
-            new = keras.optimizers.AdamW(lr, weight_decay=value)
-        model.compile(optimizer=new, loss=model.loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-        return new
+            optimizer = keras.optimizers.AdamW(lr, weight_decay=value)
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        return optimizer
 
     return _compile
 NOTES = {  # what the recipe names in the results mean
@@ -299,13 +300,13 @@ def resize_agreement(run_dir: Path, int8_path: str, test) -> dict:
     given the photo files (the float model through an fp32 TFLite export of it)."""
     from edge import formats
     from edge.data.images import load_variants
-    from edge.data.resize import RESIZERS, own_filter
+    from edge.data.resize import RESIZERS
     from edge.rundir import MODEL_FILE
     from edge.runtimes import mediapipe
 
     models = {"float": formats.load(run_dir / MODEL_FILE), "int8": formats.load(int8_path)}
     size = tuple(models["float"].spec.input_size)
-    model_own = own_filter(models["float"].spec.resize)  # the model's own resize: the one agreement is measured against
+    model_own = models["float"].spec.resize_filter  # the model's own resize: the one agreement is measured against
     loaded = [load_variants(s.path, size, RESIZERS) for s in test]  # each photo decoded once
     stacks = {v: np.stack([images[v] for images in loaded]) for v in RESIZERS}
     out, own = {}, {}

@@ -180,7 +180,6 @@ def train_qat(model, images: np.ndarray, labels: np.ndarray, epochs: int = DEFAU
 def training_set(ctx: ExportContext) -> tuple[np.ndarray, np.ndarray]:
     """The run's training split (at most MAX_TRAIN_IMAGES, class-balanced) as uint8 images + labels."""
     from edge.data.images import load_images
-    from edge.data.resize import own_filter
     from edge.export.calibration import pick
 
     run = ctx.source.run
@@ -188,7 +187,7 @@ def training_set(ctx: ExportContext) -> tuple[np.ndarray, np.ndarray]:
     if not samples:
         raise EdgeError("--qat needs a run directory with a training split (a bare .keras file has none).")
     chosen = pick(samples, MAX_TRAIN_IMAGES, ctx.spec.seed)
-    images = load_images([s.path for s in chosen], ctx.spec.input_size, own_filter(ctx.spec.resize))
+    images = load_images([s.path for s in chosen], ctx.spec.input_size, ctx.spec.resize_filter)
     return images, np.array([s.label for s in chosen], int)
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from edge import contract as model_contract
 from edge.apps import find_app_dir
+from edge.data.resize import DEFAULT_MODE
 from edge.errors import EdgeError, one_line
 from edge.fileio import atomic_path, atomic_write_text, remove
-from edge.spec import ModelSpec
 
 APP_DIR_NAME = "ios_demo"
 SOURCE_DIR = "EdgeDemo"  # the app target's sources, relative to the app directory
@@ -41,7 +41,7 @@ MODEL_SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc")
 # scales the short side and crops the long one, scaleFit letterboxes. Vision chooses its own filter:
 # it reproduces each mode's geometry, not its pixels (edge bench measures what other filters change).
 VISION_CROP_AND_SCALE = {"stretch-bilinear": "scaleFill", "stretch-mediapipe": "scaleFill"}
-DEFAULT_RESIZE: str = ModelSpec.__dataclass_fields__["resize"].default
+DEFAULT_RESIZE: str = DEFAULT_MODE
 
 # Swift enum that holds each group of contract.py constants, by Python name prefix.
 _SWIFT_GROUPS = {

@@ -228,9 +228,8 @@ def predict(model: str | Path, images: str | Path | Sequence[str | Path], *, top
     result = PredictResult(model=str(path), format=fmt.display_name, runtime=str(getattr(predictor, "runtime", "")),
                            labels=list(spec.labels), input_size=tuple(spec.input_size), top_k=k, warnings=warnings)
     from edge.data.images import ImageReadError, load_image
-    from edge.data.resize import own_filter
 
-    own = own_filter(spec.resize)
+    own = spec.resize_filter
     for start in range(0, len(paths), batch):
         chunk, arrays = [], []
         for image in paths[start : start + batch]:

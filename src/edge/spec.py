@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.data.resize import DEFAULT_MODE
+from edge.data.resize import DEFAULT_MODE, own_filter
 from edge.errors import EdgeError
 from edge.fileio import atomic_write_text
 
@@ -82,6 +82,11 @@ class ModelSpec:
     # name + run_id instead of a path on the developer's disk. "" in specs older than the field.
     run_id: str = ""
     format_version: int = SPEC_FORMAT_VERSION
+
+    @property
+    def resize_filter(self) -> str:
+        """The edge.data.resize filter that reproduces ``resize`` (EdgeError for a mode edge does not know)."""
+        return own_filter(self.resize)
 
     @property
     def num_classes(self) -> int:
